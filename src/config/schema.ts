@@ -1,0 +1,206 @@
+// The single description of an experiment config. Every TypeScript type for configs is
+// inferred from this schema; nothing else re-declares it. Unknown keys are errors.
+import { z } from 'zod';
+import { BACKENDS } from '../engine/backends';
+
+export const DATASETS = ['cifar10', 'cifar100', 'mnist', 'fashion-mnist', 'synthetic'] as const;
+export const ARCHS = ['small-cnn', 'vgg16', 'resnet18', 'wrn'] as const;
+export const TRAIN_METHODS = ['ce', 'pgd-at', 'trades', 'mart'] as const;
+
+/** A number, or a fraction string such as "8/255". */
+export const fraction = z.union([
+  z.number(),
+  z
+    .string()
+    .regex(/^\s*[0-9.eE+-]+\s*(\/\s*[0-9.eE+-]+\s*)?$/, 'a number or a fraction like "8/255"')
+    .transform((s) => {
+      const [a, b] = s.split('/').map((t) => Number(t.trim()));
+      return b === undefined ? a : a / b;
+    }),
+]).pipe(z.number().finite());
+
+const subset = z
+  .object({
+    n: z.number().int().positive(),
+    /** first: the first n in file order; random: a seeded, class-balanced random n. */
+    mode: z.enum(['first', 'random']).default('first'),
+  })
+  .strict();
+
+const dataSchema = z
+  .object({
+    dataset: z.enum(DATASETS),
+    /** Folder holding `<dataset>/` subfolders; else $IBRAR_DATA, else ./data. */
+    root: z.string().optional(),
+    /** Run `ibrar data fetch` automatically when files are missing. */
+    autoFetch: z.boolean().default(false),
+    /**
+     * For datasets whose training split is not on disk (MNIST/Fashion-MNIST test-only copies):
+     * use the last `holdout` test images as the test set and the rest for training.
+     */
+    splitFromTest: z.number().int().positive().optional(),
+    trainSubset: subset.optional(),
+    testSubset: subset.optional(),
+    augment: z
+      .object({
+        /** Random crop with this much zero padding (paper code: 4). 0 disables. */
+        cropPadding: z.number().int().min(0).default(0),
+        horizontalFlip: z.boolean().default(false),
+      })
+      .strict()
+      .default({}),
+    synthetic: z
+      .object({
+        height: z.number().int().positive().default(8),
+        width: z.number().int().positive().default(8),
+        channels: z.number().int().positive().default(3),
+        classes: z.number().int().min(2).default(4),
+        trainSize: z.number().int().positive().default(512),
+        testSize: z.number().int().positive().default(256),
+        /** Noise std around each class prototype (larger = harder). */
+        noise: z.number().min(0).default(0.15),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+const modelSchema = z
+  .object({
+    arch: z.enum(ARCHS),
+    width: z.number().positive().default(1),
+    depth: z.number().int().positive().default(28),
+    widen: z.number().int().positive().default(10),
+    dropout: z.number().min(0).max(1).default(0),
+    normalize: z
+      .object({ mean: z.array(z.number()), std: z.array(z.number().positive()) })
+      .strict()
+      .nullable()
+      .default(null),
+  })
+  .strict();
+
+const attackTrainSchema = z
+  .object({
+    eps: fraction.default(0.03),
+    /** Step size; default eps/steps·2.3 as the authors' code. */
+    alpha: fraction.optional(),
+    steps: z.number().int().positive().default(10),
+    randomStart: z.boolean().default(true),
+  })
+  .strict();
+
+const trainSchema = z
+  .object({
+    method: z.enum(TRAIN_METHODS).default('ce'),
+    epochs: z.number().int().positive().default(60),
+    batchSize: z.number().int().positive().default(100),
+    evalBatchSize: z.number().int().positive().default(200),
+    lr: z.number().positive().default(0.01),
+    momentum: z.number().min(0).max(1).default(0.9),
+    weightDecay: z.number().min(0).default(0),
+    schedule: z
+      .object({
+        type: z.enum(['step', 'none']).default('step'),
+        stepSize: z.number().int().positive().default(20),
+        gamma: z.number().positive().default(0.2),
+      })
+      .strict()
+      .default({}),
+    /** Adversary used to make training examples (PGD-AT, TRADES, MART). */
+    attack: attackTrainSchema.default({}),
+    trades: z
+      .object({
+        variant: z.enum(['original', 'ibrar-code']).default('ibrar-code'),
+        beta: z.number().min(0).optional(),
+      })
+      .strict()
+      .default({}),
+    mart: z.object({ beta: z.number().min(0).default(0.5) }).strict().default({}),
+    /** Optional mid-epoch recovery checkpoint every N steps. */
+    checkpointEvery: z.number().int().positive().optional(),
+    nanPolicy: z.enum(['stop', 'skip']).default('stop'),
+    /** Reproduce the reference scripts' extra train-mode forward per step (double BN update). */
+    doubleBnUpdate: z.boolean().default(false),
+  })
+  .strict();
+
+const maskSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** paper: drop the ⌊drop·C⌋ lowest-I(f_c;Y) channels (Eq. 3); code: the authors' fc_filter rule. */
+    rule: z.enum(['paper', 'code']).default('paper'),
+    drop: z.number().min(0).max(1).default(0.05),
+    lowY: z.number().int().min(0).default(10),
+    highX: z.number().int().min(0).default(10),
+    /** Recompute (and apply) the mask every N training batches (code: 10; paper: 1). */
+    every: z.number().int().positive().default(1),
+    /** The code skips batch 0 (`batch_idx != 0`). */
+    skipFirstBatch: z.boolean().default(false),
+    /** The code scores channels 0..C-2 only (an off-by-one); true reproduces it. */
+    skipLastChannel: z.boolean().default(false),
+    /** Algorithm 1 keeps the mask in the forward pass; the code never applies it at test time. */
+    applyAtEval: z.boolean().default(true),
+  })
+  .strict();
+
+const ibSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** Tap names, or the presets `all` / `robust`. */
+    layers: z.union([z.enum(['all', 'robust']), z.array(z.string()).min(1)]).default('robust'),
+    alpha: z.number().finite().default(0.008),
+    beta: z.number().finite().default(0.08),
+    sigma: z.number().positive().default(5),
+    yKernel: z.enum(['linear', 'gaussian']).default('linear'),
+    /** X in HSIC(X,T): the clean batch (paper, code default) or the adversarial one. */
+    input: z.enum(['clean', 'adversarial']).default('clean'),
+    mask: maskSchema.default({}),
+  })
+  .strict();
+
+const evalSchema = z
+  .object({
+    /** Attacks to run at the end of `ibrar train` (names from the attack registry). */
+    attacks: z.array(z.string()).default([]),
+    eps: fraction.default(0.03),
+    steps: z.number().int().positive().optional(),
+    n: z.number().int().positive().optional(),
+    batchSize: z.number().int().positive().default(200),
+    checkpoint: z.enum(['last', 'best']).default('last'),
+  })
+  .strict();
+
+const probeSchema = z
+  .object({
+    /** A layer is recommended as robust if its adversarial accuracy beats CE by this many points. */
+    margin: z.number().default(1),
+    attack: z.string().default('pgd'),
+  })
+  .strict();
+
+export const experimentSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"'),
+    seed: z.number().int().min(0).default(0),
+    backend: z.enum(BACKENDS).default('auto'),
+    /** Folder under which `<name>/<timestamp>/` run dirs are made. */
+    runsDir: z.string().default('runs'),
+    data: dataSchema,
+    model: modelSchema,
+    train: trainSchema.default({}),
+    ib: ibSchema.default({}),
+    eval: evalSchema.default({}),
+    probe: probeSchema.default({}),
+  })
+  .strict();
+
+export type ExperimentConfig = z.infer<typeof experimentSchema>;
+export type ExperimentInput = z.input<typeof experimentSchema>;
+export type DataConfig = ExperimentConfig['data'];
+export type ModelConfig = ExperimentConfig['model'];
+export type TrainConfig = ExperimentConfig['train'];
+export type IbConfig = ExperimentConfig['ib'];
+export type MaskConfig = IbConfig['mask'];
+export type EvalConfig = ExperimentConfig['eval'];
+export type TrainAttackConfig = TrainConfig['attack'];
