@@ -77,8 +77,9 @@ async function tryWasm(skipped: string[]): Promise<boolean> {
  */
 export async function initBackend(requested: BackendName = 'auto'): Promise<BackendInfo> {
   if (current && current.requested === requested) return current;
-  // tfjs prints an advert for tfjs-node whenever the cpu backend is first used in Node.
-  tf.env().set('IS_TEST', true);
+  // PROD silences tfjs's console advert for tfjs-node (printed on first cpu-backend use)
+  // and skips its debug-only checks; IS_TEST would instead turn on per-kernel leak checks.
+  tf.env().set('PROD', true);
   const skipped: string[] = [];
   let provider: string | null = null;
   let patched: string[] = [];

@@ -1,0 +1,83 @@
+// SGD with momentum and coupled L2 weight decay, with PyTorch's update rule
+// (torch.optim.SGD, dampening 0, no Nesterov):
+//   g ← ∇ + wd·θ;  b ← g on the first step, else μ·b + g;  θ ← θ − lr·b
+// The momentum buffers are named variables so checkpoints can save and restore them.
+import { tf } from '../engine/tf';
+import type { NamedParam } from '../models/types';
+
+export interface SgdOptions {
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+}
+
+export interface OptimizerSlot {
+  name: string;
+  variable: tf.Variable;
+}
+
+export class Sgd {
+  private buffers = new Map<string, tf.Variable>();
+  /** Whether each buffer has been written at least once (PyTorch initialises b to g). */
+  private started = false;
+  lr: number;
+
+  constructor(
+    private readonly params: readonly NamedParam[],
+    private readonly opts: SgdOptions,
+  ) {
+    this.lr = opts.lr;
+    if (opts.momentum > 0) {
+      for (const p of params) {
+        if (!p.trainable) continue;
+        this.buffers.set(p.name, tf.variable(tf.zerosLike(p.variable), false, `${p.name}.momentum_buffer`));
+      }
+    }
+  }
+
+  /** Apply one step. `grads` maps variable names (tf.Variable.name) to gradients; disposes nothing it was given. */
+  step(grads: tf.NamedTensorMap): void {
+    const { momentum, weightDecay } = this.opts;
+    const lr = this.lr;
+    tf.tidy(() => {
+      for (const p of this.params) {
+        if (!p.trainable) continue;
+        const grad = grads[p.variable.name];
+        if (!grad) continue;
+        let g = weightDecay > 0 ? tf.add(grad, tf.mul(p.variable, weightDecay)) : grad;
+        if (momentum > 0) {
+          const buf = this.buffers.get(p.name)!;
+          const next = this.started ? tf.add(tf.mul(buf, momentum), g) : g;
+          buf.assign(next);
+          g = next;
+        }
+        p.variable.assign(tf.sub(p.variable, tf.mul(g, lr)));
+      }
+    });
+    this.started = true;
+  }
+
+  /** Slots for checkpointing; includes a scalar marking whether momentum has started. */
+  slots(): OptimizerSlot[] {
+    return [...this.buffers.entries()].map(([name, variable]) => ({ name: `${name}.momentum_buffer`, variable }));
+  }
+
+  get hasStarted(): boolean {
+    return this.started;
+  }
+
+  restore(started: boolean): void {
+    this.started = started;
+  }
+
+  dispose(): void {
+    for (const v of this.buffers.values()) v.dispose();
+    this.buffers.clear();
+  }
+}
+
+/** StepLR: lr = base · γ^⌊epoch / stepSize⌋ (epoch counted from 0), or constant. */
+export function learningRateAt(epoch: number, base: number, schedule: { type: 'step' | 'none'; stepSize: number; gamma: number }): number {
+  if (schedule.type === 'none') return base;
+  return base * Math.pow(schedule.gamma, Math.floor(epoch / schedule.stepSize));
+}
