@@ -11,11 +11,6 @@ export interface SgdOptions {
   weightDecay: number;
 }
 
-export interface OptimizerSlot {
-  name: string;
-  variable: tf.Variable;
-}
-
 export class Sgd {
   private buffers = new Map<string, tf.Variable>();
   /** Whether each buffer has been written at least once (PyTorch initialises b to g). */
@@ -57,17 +52,25 @@ export class Sgd {
     this.started = true;
   }
 
-  /** Slots for checkpointing; includes a scalar marking whether momentum has started. */
-  slots(): OptimizerSlot[] {
-    return [...this.buffers.entries()].map(([name, variable]) => ({ name: `${name}.momentum_buffer`, variable }));
+  /** Slots for checkpointing (`<param>.momentum_buffer`, tfjs layout). */
+  exportState(): Array<{ name: string; data: Float32Array; shape: number[] }> {
+    return [...this.buffers.entries()].map(([name, v]) => ({ name: `${name}.momentum_buffer`, data: v.dataSync() as Float32Array, shape: v.shape }));
+  }
+
+  /** Restore slots written by exportState; every buffer must be present with its shape. */
+  importState(slots: ReadonlyArray<{ name: string; data: Float32Array; shape: number[] }>, started: boolean): void {
+    const byName = new Map(slots.map((s) => [s.name, s]));
+    for (const [name, v] of this.buffers) {
+      const slot = byName.get(`${name}.momentum_buffer`);
+      if (!slot) throw new Error(`optimizer state lacks ${name}.momentum_buffer`);
+      if (slot.shape.join(',') !== v.shape.join(',')) throw new Error(`optimizer slot ${slot.name}: shape [${slot.shape}] vs [${v.shape}]`);
+      tf.tidy(() => v.assign(tf.tensor(slot.data, v.shape)));
+    }
+    this.started = started;
   }
 
   get hasStarted(): boolean {
     return this.started;
-  }
-
-  restore(started: boolean): void {
-    this.started = started;
   }
 
   dispose(): void {

@@ -1,0 +1,81 @@
+import type { CommandModule } from 'yargs';
+import { defaultContext } from './context';
+
+interface FetchArgs {
+  name: string;
+  dir?: string;
+  debug: boolean;
+}
+interface VerifyArgs {
+  dataset: string;
+  root?: string;
+  json: boolean;
+  debug: boolean;
+}
+
+function defaultRoot(dir?: string): string {
+  return dir ?? process.env.IBRAR_DATA ?? 'data';
+}
+
+const fetchCommand: CommandModule<object, FetchArgs> = {
+  command: 'fetch <name>',
+  describe: 'download a dataset and verify it against the official SHA-256 hashes',
+  builder: (y) =>
+    y
+      .positional('name', { type: 'string', choices: ['cifar10', 'mnist', 'fashion-mnist'], demandOption: true })
+      .option('dir', { type: 'string', describe: 'data root (default: $IBRAR_DATA or ./data)' }) as never,
+  handler: async (args) => {
+    const ctx = defaultContext(args.debug);
+    const { fetchDataset } = await import('../data/fetch');
+    const root = defaultRoot(args.dir);
+    type Bar = { update(v: number, p?: object): void; stop(): void };
+    const state: { bar: Bar | null } = { bar: null };
+    let lastPhase = '';
+    const res = await fetchDataset(args.name as 'cifar10', root, {
+      log: (msg) => ctx.err.write(`${msg}\n`),
+      onProgress: (done, total, phase) => {
+        if (!ctx.interactive) {
+          if (phase !== lastPhase) ctx.err.write(`${phase}…\n`);
+          lastPhase = phase;
+          return;
+        }
+        if (phase !== lastPhase) {
+          state.bar?.stop();
+          // eslint-disable-next-line @typescript-eslint/no-var-requires
+          const cliProgress = require('cli-progress') as typeof import('cli-progress');
+          const b = new cliProgress.SingleBar({ format: `${phase} {bar} {percentage}% {value}/{total}`, stream: ctx.err as NodeJS.WriteStream }, cliProgress.Presets.shades_classic);
+          b.start(total, done);
+          state.bar = b;
+          lastPhase = phase;
+        }
+        state.bar?.update(done);
+      },
+    });
+    state.bar?.stop();
+    ctx.out.write(`${res.files.length} files in ${root}/${args.name}${res.verified ? ', SHA-256 verified against the official release' : ''}\n`);
+  },
+};
+
+const verifyCommand: CommandModule<object, VerifyArgs> = {
+  command: 'verify',
+  describe: 'check a dataset on disk: counts, shapes, per-class counts and official checksums',
+  builder: (y) =>
+    y
+      .option('dataset', { type: 'string', demandOption: true, choices: ['cifar10', 'cifar100', 'mnist', 'fashion-mnist'] })
+      .option('root', { type: 'string', describe: 'data root (default: $IBRAR_DATA or ./data)' })
+      .option('json', { type: 'boolean', default: false }) as never,
+  handler: async (args) => {
+    const ctx = defaultContext(args.debug);
+    const { verifyDataset, formatVerifyReport } = await import('../data/verify');
+    const report = await verifyDataset(args.dataset as 'cifar10', defaultRoot(args.root));
+    ctx.out.write(args.json ? JSON.stringify(report, null, 2) + '\n' : formatVerifyReport(report) + '\n');
+    if (!report.ok) process.exitCode = 1;
+  },
+};
+
+export const dataCommand: CommandModule = {
+  command: 'data <command>',
+  describe: 'get and check datasets (fetch, verify)',
+  builder: (y) => y.command(fetchCommand).command(verifyCommand).demandCommand(1),
+  handler: () => undefined,
+};

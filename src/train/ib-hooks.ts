@@ -1,0 +1,60 @@
+// Where the IB terms (Eq. 1/2) and the channel mask (Eq. 3) hook into training and
+// evaluation. The math lives in src/ib; this file only wires it to configs and models.
+import { tf } from '../engine/tf';
+import type { ExperimentConfig, IbConfig, MaskConfig } from '../config/schema';
+import type { ForwardOptions, Model } from '../models/types';
+import { ibRegularizer, resolveLayers, makeChannelMaskHook } from '../ib';
+import type { IbTermsFn } from './objectives/types';
+import type { ExtraLoss } from '../attacks/types';
+
+/** Build the IB-terms function for the configured layers; errors on layers the model lacks. */
+export function makeIbTerms(ib: IbConfig, model: Model): IbTermsFn {
+  const layers = resolveLayers(ib.layers, model);
+  return (taps, xForIb, yOneHot, prefix) => {
+    const res = ibRegularizer({ x: xForIb, yOneHot, taps, layers, alpha: ib.alpha, beta: ib.beta, sigma: ib.sigma, yKernel: ib.yKernel });
+    const logs: Record<string, number> = {};
+    for (const [layer, t] of Object.entries(res.perLayer)) {
+      logs[`${prefix}hx/${layer}`] = t.hx;
+      logs[`${prefix}hy/${layer}`] = t.hy;
+    }
+    return { loss: res.loss, logs };
+  };
+}
+
+/** Whether the mask is (re)computed and applied on training batch `step` of an epoch. */
+export function maskDue(mask: MaskConfig, step: number): boolean {
+  if (mask.skipFirstBatch && step === 0) return false;
+  return step % mask.every === 0;
+}
+
+/** A hook computing the mask from this batch's features; `onMask` receives each mask. */
+export function makeMaskHook(ib: IbConfig, labels: ArrayLike<number>, numClasses: number, onMask: (mask: Float32Array) => void): ForwardOptions['channelMask'] {
+  return makeChannelMaskHook({
+    labels,
+    numClasses,
+    sigma: ib.sigma,
+    rule: { rule: ib.mask.rule, drop: ib.mask.drop, lowY: ib.mask.lowY, highX: ib.mask.highX, skipLastChannel: ib.mask.skipLastChannel },
+    onResult: (r) => onMask(r.mask),
+  });
+}
+
+/** A hook applying a fixed mask (the one stored in a checkpoint) at evaluation. */
+export function constantMaskHook(mask: Float32Array): ForwardOptions['channelMask'] {
+  return () => tf.tensor1d(mask);
+}
+
+/**
+ * The adaptive attack's extra objective (paper Table 6, method.md §5 PGD_AD): the model's own
+ * IB terms, which the attacker ascends together with CE. The reference hard-codes α = 0.008,
+ * β = 0.08 on all taps with a gaussian Y kernel; we take the run's own `ib` settings when IB
+ * was on (its real training objective), else the reference's.
+ */
+export function makeAdaptiveLoss(cfg: ExperimentConfig, model: Model): ExtraLoss {
+  const ib: IbConfig = cfg.ib.enabled ? cfg.ib : { ...cfg.ib, layers: 'all', alpha: 0.008, beta: 0.08, yKernel: 'gaussian' };
+  const terms = makeIbTerms(ib, model);
+  return (x, xClean, yOneHot) => {
+    const { taps } = model.forward(x, { training: false });
+    // The attacker maximises CE + [α·ΣHSIC(X,T) − β·ΣHSIC(Y,T)], i.e. the training loss.
+    return terms(taps, xClean, yOneHot, '').loss;
+  };
+}
