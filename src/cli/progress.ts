@@ -51,6 +51,9 @@ export function trainProgress(ctx: CliContext): TrainProgress & { stop(): void }
           `lr ${r.lr.toPrecision(3)} ${r.seconds.toFixed(1)}s ${r.images_per_sec.toFixed(0)} img/s\n`,
       );
     },
+    onNote(message) {
+      ctx.err.write(message + '\n');
+    },
     onInterrupted(info) {
       stop();
       ctx.err.write(`interrupted: checkpoint written at epoch ${info.epoch}, step ${info.step}. Resume with:\n  npx ibrar train --resume ${info.runDir}\n`);

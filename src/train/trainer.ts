@@ -44,6 +44,8 @@ export interface TrainProgress {
   onStep?(info: { epoch: number; step: number; loss: number; acc: number; imagesPerSec: number }): void;
   onEpochEnd?(record: EpochRecord): void;
   onInterrupted?(info: { runDir: string; epoch: number; step: number }): void;
+  /** Notes for the user (e.g. a dataset being fetched). */
+  onNote?(message: string): void;
 }
 
 export interface TrainOptions {
@@ -115,7 +117,7 @@ async function openSession(opts: TrainOptions): Promise<{ session: Session; side
 
   const backend = await initBackend(cfg.backend);
   // Everything that can fail on bad input happens before the run dir is made.
-  const dataset = await loadDataset(cfg.data, cfg.seed);
+  const dataset = await loadDataset(cfg.data, cfg.seed, { log: (msg) => opts.progress?.onNote?.(msg) });
   const model = buildModel(cfg.model, dataset.numClasses, dataset.shape, new Rng(cfg.seed).fork('init'));
   const objective = getObjective(cfg.train.method);
   const ib = cfg.ib.enabled ? makeIbTerms(cfg.ib, model) : null;
