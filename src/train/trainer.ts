@@ -12,11 +12,12 @@ import { UserError } from '../errors';
 import { loadDataset, trainBatches, testBatches, toTensors, type Batch, type Dataset, type Split } from '../data';
 import { buildModel } from '../models/registry';
 import type { Model } from '../models/types';
-import { getObjective } from './objectives/registry';
-import type { Objective, StepContext } from './objectives/types';
 import { correctCount } from './objectives/losses';
-import { Sgd, learningRateAt } from './optimizer';
-import { makeIbTerms, makeMaskHook, constantMaskHook, maskDue } from './ib-hooks';
+import { type Sgd, learningRateAt } from './optimizer';
+import { constantMaskHook } from './ib-hooks';
+import { TrainStepper, NonFiniteLossError } from './step';
+
+export { NonFiniteLossError };
 import { emptyAccumulator, EPOCH_COLUMNS, type EpochAccumulator, type EpochRecord } from './records';
 import { saveCheckpoint, loadCheckpoint, type CheckpointSidecar } from './checkpoint';
 
@@ -70,10 +71,8 @@ interface Session {
   layout: RunLayout;
   dataset: Dataset;
   model: Model;
-  objective: Objective;
+  stepper: TrainStepper;
   optimizer: Sgd;
-  trainable: tf.Variable[];
-  ib: StepContext['ib'];
   metrics: MetricsWriter;
   log: RunLogger;
   lock: RunLock;
@@ -119,16 +118,14 @@ async function openSession(opts: TrainOptions): Promise<{ session: Session; side
   // Everything that can fail on bad input happens before the run dir is made.
   const dataset = await loadDataset(cfg.data, cfg.seed, { log: (msg) => opts.progress?.onNote?.(msg) });
   const model = buildModel(cfg.model, dataset.numClasses, dataset.shape, new Rng(cfg.seed).fork('init'));
-  const objective = getObjective(cfg.train.method);
-  const ib = cfg.ib.enabled ? makeIbTerms(cfg.ib, model) : null;
+  const stepper = new TrainStepper(cfg, model, dataset.numClasses);
 
   if (!runDir) runDir = createRunDir(cfg.runsDir, cfg.name);
   const layout = runLayout(runDir);
   const lock = acquireRunLock(layout);
   const hash = configHash(cfg);
   const log = createRunLogger(layout);
-  const optimizer = new Sgd(model.params, { lr: cfg.train.lr, momentum: cfg.train.momentum, weightDecay: cfg.train.weightDecay });
-  const trainable = model.params.filter((p) => p.trainable).map((p) => p.variable);
+  const optimizer = stepper.optimizer;
 
   let sidecar: CheckpointSidecar | null = null;
   if (opts.resumeDir) {
@@ -147,10 +144,8 @@ async function openSession(opts: TrainOptions): Promise<{ session: Session; side
     layout,
     dataset,
     model,
-    objective,
+    stepper,
     optimizer,
-    trainable,
-    ib,
     metrics,
     log,
     lock,
@@ -184,73 +179,19 @@ function checkpoint(s: Session, tag: string, epoch: number, stepInEpoch: number,
 }
 
 async function trainStep(s: Session, batch: Batch, epoch: number, step: number, acc: EpochAccumulator): Promise<void> {
-  const { cfg, model } = s;
-  const { x, y, yOneHot } = toTensors(batch, s.dataset.numClasses);
-  const rng = new Rng(cfg.seed).fork(`step-${epoch}-${step}`);
-  let captured: Float32Array | null = null;
-  const channelMask =
-    cfg.ib.mask.enabled && maskDue(cfg.ib.mask, step) ? makeMaskHook(cfg.ib, batch.y, s.dataset.numClasses, (m) => (captured = m)) : undefined;
-  const ctx: StepContext = { cfg, model, x, y, yOneHot, rng, ib: s.ib, channelMask };
-  const prepared = await s.objective.prepare(ctx);
-
-  const kept: Record<string, tf.Scalar> = {};
-  const numbers: Record<string, number> = {};
-  let correctT: tf.Scalar | null = null;
-  const { value, grads } = tf.variableGrads(() => {
-    const out = s.objective.loss(ctx, prepared);
-    for (const [k, v] of Object.entries(out.logs)) {
-      if (typeof v === 'number') numbers[k] = v;
-      else kept[k] = tf.keep(v);
-    }
-    correctT = tf.keep(correctCount(out.logitsForAccuracy, y));
-    return out.total;
-  }, s.trainable);
-
-  const loss = value.dataSync()[0];
-  const gradSq = tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]);
-  const finite = Number.isFinite(loss) && Number.isFinite(gradSq);
-  try {
-    if (!finite) {
-      if (cfg.train.nanPolicy === 'skip') {
-        acc.nanSkipped++;
-        s.log.warn({ epoch, step, loss }, 'non-finite loss or gradient: batch skipped');
-        return;
-      }
-      throw new NonFiniteLossError(epoch, step, loss, gradSq);
-    }
-    s.optimizer.step(grads);
-    if (cfg.train.doubleBnUpdate) {
-      // The reference scripts run an extra train-mode forward per step to log accuracy,
-      // which updates BN running statistics a second time (method.md §3).
-      tf.tidy(() => void model.forward(prepared.xAdv ?? x, { training: true }));
-    }
-    if (captured) s.lastMask = captured;
-    acc.steps++;
-    acc.seen += batch.n;
-    acc.correct += correctT!.dataSync()[0];
-    acc.lossSum += loss;
-    for (const [k, v] of Object.entries(kept)) acc.logSums[k] = (acc.logSums[k] ?? 0) + v.dataSync()[0];
-    for (const [k, v] of Object.entries(numbers)) acc.logSums[k] = (acc.logSums[k] ?? 0) + v;
-    s.globalStep++;
-  } finally {
-    tf.dispose([x, y, yOneHot, value, correctT!, ...Object.values(kept), ...Object.values(grads)]);
-    if (prepared.xAdv) prepared.xAdv.dispose();
+  const out = await s.stepper.step(batch, epoch, step);
+  if (out.skipped) {
+    acc.nanSkipped++;
+    s.log.warn({ epoch: epoch + 1, step: step + 1, loss: out.loss }, 'non-finite loss or gradient: batch skipped');
+    return;
   }
-}
-
-export class NonFiniteLossError extends UserError {
-  constructor(
-    readonly epoch: number,
-    readonly step: number,
-    loss: number,
-    gradSq: number,
-  ) {
-    super(
-      `non-finite ${Number.isFinite(loss) ? 'gradient' : 'loss'} at epoch ${epoch}, step ${step} (loss ${loss}, |grad|² ${gradSq}); ` +
-        `lower train.lr or set train.nanPolicy: skip`,
-    );
-    this.name = 'NonFiniteLossError';
-  }
+  if (out.mask) s.lastMask = out.mask;
+  acc.steps++;
+  acc.seen += out.n;
+  acc.correct += out.correct;
+  acc.lossSum += out.loss;
+  for (const [k, v] of Object.entries(out.logs)) acc.logSums[k] = (acc.logSums[k] ?? 0) + v;
+  s.globalStep++;
 }
 
 function finishEpoch(s: Session, epoch: number, acc: EpochAccumulator, lr: number): EpochRecord {
@@ -350,6 +291,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     s.metrics.close();
     s.lock.release();
     s.model.dispose();
-    s.optimizer.dispose();
+    s.stepper.dispose();
   }
 }
