@@ -1,0 +1,206 @@
+// Building blocks with PyTorch semantics on NHWC tensors. Parameters live in tf.Variables made
+// by a ParamBuilder; `apply` only creates ordinary tensors (the caller's tf.tidy frees them).
+//
+// Only plain differentiable ops are used: no tf.fused.* and no tf.customGrad. Under a gradient
+// tape those save their tensors through the Identity kernel, which on wasm copies the data
+// (full-size copies of x and y per conv), fused conv's gradient always computes the filter
+// gradient too (wasted in attacks, which only need d/dx), and with tfjs's IS_TEST flag on, the
+// copies trip tfjs's per-kernel leak check.
+import { tf } from '../engine/tf';
+import { UserError } from '../errors';
+import type { Rng } from '../engine/rng';
+import { ParamBuilder, defaultBound } from './params';
+
+export interface Conv2dOptions {
+  kernel: number;
+  stride?: number;
+  /** Symmetric zero padding as in nn.Conv2d(padding=…); default (kernel − 1)/2. */
+  padding?: number;
+  bias?: boolean;
+}
+
+/** nn.Conv2d. Weight [kh, kw, in, out] (PyTorch [out, in, kh, kw]). */
+export class Conv2d {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable | null;
+  readonly stride: number;
+  readonly padding: number;
+
+  constructor(pb: ParamBuilder, name: string, inChannels: number, outChannels: number, opts: Conv2dOptions) {
+    const k = opts.kernel;
+    const bound = defaultBound(inChannels * k * k);
+    this.stride = opts.stride ?? 1;
+    this.padding = opts.padding ?? (k - 1) / 2;
+    this.weight = pb.uniform(`${name}.weight`, [k, k, inChannels, outChannels], bound, 'conv');
+    this.bias = opts.bias ? pb.uniform(`${name}.bias`, [outChannels], bound, 'vector') : null;
+  }
+
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    // A numeric pad is PyTorch's symmetric padding; tfjs 'same' pads bottom/right first at stride 2.
+    const y = tf.conv2d(x, this.weight as tf.Tensor4D, this.stride, this.padding);
+    return this.bias ? tf.add(y, this.bias) : y;
+  }
+}
+
+/** nn.Linear. Weight [in, out] (PyTorch [out, in]); y = x W + b. */
+export class Linear {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable;
+
+  constructor(pb: ParamBuilder, name: string, inFeatures: number, outFeatures: number) {
+    const bound = defaultBound(inFeatures);
+    this.weight = pb.uniform(`${name}.weight`, [inFeatures, outFeatures], bound, 'linear');
+    this.bias = pb.uniform(`${name}.bias`, [outFeatures], bound, 'vector');
+  }
+
+  apply(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.add(tf.matMul(x, this.weight as tf.Tensor2D), this.bias);
+  }
+}
+
+export interface BatchNormOptions {
+  eps?: number;
+  /** PyTorch meaning: running ← (1 − momentum)·running + momentum·batch. */
+  momentum?: number;
+}
+
+/**
+ * nn.BatchNorm1d / nn.BatchNorm2d over the last axis (NHWC or [N, C]).
+ * Training: normalise with the batch mean and the biased batch variance, and update the running
+ * statistics in place with the unbiased variance (n/(n−1)), n = values per channel.
+ * Eval: normalise with the running statistics.
+ */
+export class BatchNorm {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable;
+  readonly runningMean: tf.Variable;
+  readonly runningVar: tf.Variable;
+  readonly eps: number;
+  readonly momentum: number;
+
+  constructor(
+    pb: ParamBuilder,
+    readonly name: string,
+    readonly channels: number,
+    opts: BatchNormOptions = {},
+  ) {
+    this.eps = opts.eps ?? 1e-5;
+    this.momentum = opts.momentum ?? 0.1;
+    this.weight = pb.constant(`${name}.weight`, [channels], 1, true);
+    this.bias = pb.constant(`${name}.bias`, [channels], 0, true);
+    this.runningMean = pb.constant(`${name}.running_mean`, [channels], 0, false);
+    this.runningVar = pb.constant(`${name}.running_var`, [channels], 1, false);
+  }
+
+  apply<T extends tf.Tensor>(x: T, training: boolean): T {
+    const c = this.channels;
+    let mean: tf.Tensor;
+    let variance: tf.Tensor;
+    if (training) {
+      const n = x.size / c;
+      if (n < 2) {
+        throw new UserError(
+          `BatchNorm '${this.name}' in training mode needs more than 1 value per channel, got input shape [${x.shape}] (use a batch size of at least 2)`,
+        );
+      }
+      // Reducing the leading axis of [n, C] is ~2× faster on wasm than axes [0, 1, 2] of NHWC.
+      // Not tf.moments (its float32→float32 cast copies on wasm) nor tf.squaredDifference (its
+      // gradient does not reduce the broadcast mean).
+      const rows = tf.reshape(x, [n, c]);
+      mean = tf.mean(rows, 0);
+      variance = tf.mean(tf.square(tf.sub(rows, mean)), 0);
+      this.updateRunningStats(mean, variance, n);
+    } else {
+      mean = this.runningMean;
+      variance = this.runningVar;
+    }
+    // y = (x − μ)·γ/√(σ²+ε) + β, written as x·a + (β − μ·a): two full-size ops.
+    const a = tf.mul(this.weight, tf.rsqrt(tf.add(variance, this.eps)));
+    const shift = tf.sub(this.bias, tf.mul(mean, a));
+    return tf.add(tf.mul(x, a), shift) as T;
+  }
+
+  private updateRunningStats(mean: tf.Tensor, biasedVar: tf.Tensor, n: number): void {
+    const m = this.momentum;
+    // variable.assign keeps its own reference, so the caller's tidy may free these tensors.
+    this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
+    this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(biasedVar, (m * n) / (n - 1))));
+  }
+}
+
+export function relu<T extends tf.Tensor>(x: T): T {
+  return tf.relu(x);
+}
+
+/** nn.MaxPool2d(2, 2): floor of odd sizes, as PyTorch. */
+export function maxPool2(x: tf.Tensor4D): tf.Tensor4D {
+  return tf.maxPool(x, 2, 2, 'valid');
+}
+
+/** Whether a 2×2/2 pool still has a full window (spatial size ≥ 2 both ways). */
+export function canPool2(x: tf.Tensor4D): boolean {
+  return x.shape[1] >= 2 && x.shape[2] >= 2;
+}
+
+/** AdaptiveAvgPool2d(1) + flatten: [N, H, W, C] → [N, C]. */
+export function globalAvgPool(x: tf.Tensor4D): tf.Tensor2D {
+  return tf.mean(x, [1, 2]) as tf.Tensor2D;
+}
+
+/** nn.Dropout(p): zero with probability p and scale by 1/(1−p), only in training. Seeded. */
+export class Dropout {
+  constructor(
+    readonly rate: number,
+    private readonly rng: Rng,
+  ) {}
+
+  apply<T extends tf.Tensor>(x: T, training: boolean): T {
+    if (!training || this.rate === 0) return x;
+    return tf.dropout(x, this.rate, undefined, this.rng.seed()) as T;
+  }
+}
+
+/** Per-channel (x − mean)/std before the first layer (`model.normalize`). */
+export class InputNormalizer {
+  private readonly scale: tf.Tensor1D;
+  private readonly shift: tf.Tensor1D;
+
+  constructor(mean: number[], std: number[], channels: number) {
+    if (mean.length !== channels || std.length !== channels) {
+      throw new UserError(
+        `model.normalize needs one mean and one std per input channel (${channels}), got ${mean.length} means and ${std.length} stds`,
+      );
+    }
+    this.scale = tf.tensor1d(std.map((s) => 1 / s));
+    this.shift = tf.tensor1d(mean.map((m, i) => -m / std[i]));
+  }
+
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.add(tf.mul(x, this.scale), this.shift);
+  }
+
+  dispose(): void {
+    this.scale.dispose();
+    this.shift.dispose();
+  }
+}
+
+/**
+ * Eq. (3): multiply the features by the hook's {0,1} channel mask. The mask is copied into a
+ * fresh tensor so it is a constant for the gradient tape, however the hook computed it.
+ */
+export function applyChannelMask<T extends tf.Tensor>(
+  features: T,
+  input: tf.Tensor4D,
+  hook: ((features: tf.Tensor, input: tf.Tensor4D) => tf.Tensor1D | null) | undefined,
+): T {
+  if (!hook) return features;
+  const mask = hook(features, input);
+  if (mask === null) return features;
+  const channels = features.shape[features.rank - 1];
+  if (mask.rank !== 1 || mask.size !== channels) {
+    throw new Error(`channel mask must have shape [${channels}], got [${mask.shape}]`);
+  }
+  const constant = tf.tensor1d(Float32Array.from(mask.dataSync()));
+  return tf.mul(features, constant);
+}
