@@ -1,0 +1,28 @@
+// BIM / I-FGSM (method.md §5; torchattacks BIM): PGD-L∞ from x itself (no random start)
+// with step α = 1/255. torchattacks' max/min form of the projection equals ours.
+import { z } from 'zod';
+import { oneHot } from './common';
+import { defineAttack, epsParam, posInt, stepParam } from './params';
+import { pgdLinf } from './pgd';
+
+const schema = z
+  .object({
+    eps: epsParam(0.03),
+    alpha: stepParam().default(1 / 255),
+    steps: posInt(10),
+  })
+  .strict();
+export type BimParams = z.output<typeof schema>;
+
+export const bim = defineAttack<BimParams>({
+  name: 'bim',
+  description: 'Basic iterative method (I-FGSM), L∞, α = 1/255, no random start (Kurakin et al. 2017)',
+  norm: 'linf',
+  schema,
+  attack: ({ target }, x, y, p) => {
+    const yOh = oneHot(y, target.numClasses);
+    const xAdv = pgdLinf(target, x, yOh, { eps: p.eps, alpha: p.alpha, steps: p.steps });
+    yOh.dispose();
+    return { xAdv };
+  },
+});

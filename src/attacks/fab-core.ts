@@ -1,0 +1,214 @@
+// FAB-L∞ (Croce & Hein 2020), following AutoAttack's fab_pt.py / torchattacks FAB: only
+// correctly classified points are attacked; each step linearises the decision boundary at
+// x_t, projects both x_t and the original x₀ onto that hyperplane within the box, and mixes
+//   x_{t+1} = clip01((x_t + η·d_t)(1 − a) + (x₀ + η·d₀)·a),  a = min(max(‖d_t‖/(‖d_t‖+‖d₀‖), 0), α_max)
+// (norms L∞, floored at 1e-8). When x_{t+1} is misclassified it is recorded if its L∞ distance
+// is the smallest so far, then pulled back: x_{t+1} ← x₀ + β(x_{t+1} − x₀). After all runs a
+// result farther than ε is discarded (the clean image is kept).
+//
+// Untargeted: the hyperplane is that of the class k ≠ y minimising |z_k − z_y| / ‖∇(z_k − z_y)‖₁,
+// which needs the full Jacobian: one backward pass per class per step (tf.grad on Σ_i z_ik)
+// plus one for ∇z_y, i.e. K + 1 forward+backward passes per step where PyTorch retains the
+// graph (1 forward, K backward); streaming the classes keeps memory at O(batch·pixels). Targeted: the single hyperplane z_t − z_y for the `rank`-th most likely class of
+// the clean input (rank 2 = runner-up), one backward pass per step.
+import { tf } from '../engine/tf';
+import type { Rng } from '../engine/rng';
+import { gatherRows, indicesWhere, labelsOf, linfDist, mergeRows, predict, rankedClass } from './common';
+import { projectLinfRow } from './fab-projection';
+import type { AttackTarget } from './types';
+
+export interface FabOptions {
+  eps: number;
+  steps: number;
+  restarts: number;
+  alphaMax: number;
+  eta: number;
+  beta: number;
+}
+
+/** Hyperplane per example at x1: w (flattened NHWC) and b with w·z = b the linearised boundary. */
+function boundaryPlanes(
+  target: AttackTarget,
+  x1: tf.Tensor4D,
+  yIdx: Int32Array,
+  targets: Int32Array | null,
+): { w: Float32Array; b: Float32Array } {
+  const K = target.numClasses;
+  const n = x1.shape[0];
+  return tf.tidy(() => {
+    const yOh = tf.cast(tf.oneHot(tf.tensor1d(yIdx, 'int32'), K), 'float32');
+    const flatX = tf.reshape(x1, [n, -1]);
+    let w: tf.Tensor2D;
+    let df: tf.Tensor1D;
+    if (targets) {
+      const tOh = tf.cast(tf.oneHot(tf.tensor1d(targets, 'int32'), K), 'float32');
+      const diff = (xi: tf.Tensor) => tf.sum(tf.mul(tf.sub(tOh, yOh), target.logits(xi as tf.Tensor4D)), 1);
+      df = tf.tidy(() => diff(x1)) as tf.Tensor1D;
+      w = tf.reshape(tf.grad((xi: tf.Tensor) => tf.sum(diff(xi)))(x1), [n, -1]) as tf.Tensor2D;
+    } else {
+      // Streamed over classes so that memory stays O(n·d) whatever K: ∇z_y first, then per
+      // class k the distance |z_k − z_y|/‖∇z_k − ∇z_y‖₁, keeping the first minimum (argmin).
+      const logits = target.logits(x1);
+      const gradOf = (seed: tf.Tensor) =>
+        tf.reshape(tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(seed, target.logits(xi as tf.Tensor4D))))(x1), [n, -1]);
+      const gy = gradOf(yOh);
+      const zy = tf.sum(tf.mul(logits, yOh), 1);
+      let bestDist = tf.fill([n], Infinity) as tf.Tensor1D;
+      w = tf.zerosLike(gy) as tf.Tensor2D;
+      df = tf.zerosLike(zy) as tf.Tensor1D;
+      for (let k = 0; k < K; k++) {
+        const next = tf.tidy(() => {
+          const col = tf.cast(tf.oneHot(tf.fill([n], k, 'int32'), K), 'float32');
+          const dg = tf.sub(gradOf(col), gy);
+          const isY = tf.equal(tf.tensor1d(yIdx, 'int32'), k);
+          // The true class gets 1e10 so that it is never the closest boundary (as the reference).
+          const dfk = tf.where(isY, tf.fill([n], 1e10), tf.sub(tf.sum(tf.mul(logits, col), 1), zy));
+          const dist = tf.div(tf.abs(dfk), tf.add(tf.sum(tf.abs(dg), 1), 1e-12));
+          const better = tf.less(dist, bestDist);
+          return [
+            tf.where(better, dist, bestDist),
+            tf.where(tf.expandDims(better, 1), dg, w),
+            tf.where(better, dfk, df),
+          ] as [tf.Tensor1D, tf.Tensor2D, tf.Tensor1D];
+        });
+        tf.dispose([bestDist, w, df]);
+        [bestDist, w, df] = next;
+      }
+    }
+    const b = tf.add(tf.neg(df), tf.sum(tf.mul(w, flatX), 1));
+    return { w: w.dataSync() as Float32Array, b: b.dataSync() as Float32Array };
+  });
+}
+
+/**
+ * One FAB run on a batch whose points are all to be attacked. Returns the per-example
+ * smallest-L∞ misclassified point found (flattened NHWC) and its distance (1e10 if none).
+ */
+function fabSingleRun(
+  target: AttackTarget,
+  rng: Rng,
+  x: tf.Tensor4D,
+  yIdx: Int32Array,
+  targets: Int32Array | null,
+  o: FabOptions,
+  randomStart: boolean,
+): { adv: Float32Array; dist: Float64Array } {
+  const [n, h, wd, c] = x.shape;
+  const d = h * wd * c;
+  const x0 = x.dataSync() as Float32Array;
+  const x1 = Float32Array.from(x0);
+  const adv = Float32Array.from(x0);
+  const best = new Float64Array(n).fill(1e10);
+  if (randomStart) {
+    // AutoAttack: x₀ + min(best, ε)·t/‖t‖∞·0.5 with t ~ U(−1, 1), clipped; best = 1e10 here.
+    for (let i = 0; i < n; i++) {
+      const t = rng.fillUniform(new Float32Array(d), -1, 1);
+      let mx = 0;
+      for (let j = 0; j < d; j++) mx = Math.max(mx, Math.abs(t[j]));
+      const r = (Math.min(best[i], o.eps) * 0.5) / mx;
+      for (let j = 0; j < d; j++) x1[i * d + j] = clip01(x0[i * d + j] + r * t[j]);
+    }
+  }
+  const d1 = new Float64Array(d);
+  const d2 = new Float64Array(d);
+  for (let step = 0; step < o.steps; step++) {
+    const x1t = tf.tensor4d(x1, [n, h, wd, c]);
+    const { w, b } = boundaryPlanes(target, x1t, yIdx, targets);
+    x1t.dispose();
+    for (let i = 0; i < n; i++) {
+      const wi = w.subarray(i * d, (i + 1) * d);
+      const row1 = x1.subarray(i * d, (i + 1) * d);
+      const row0 = x0.subarray(i * d, (i + 1) * d);
+      projectLinfRow(row1, wi, b[i], d1);
+      projectLinfRow(row0, wi, b[i], d2);
+      const a1 = Math.max(maxAbs(d1), 1e-8);
+      const a2 = Math.max(maxAbs(d2), 1e-8);
+      const alpha = Math.min(Math.max(a1 / (a1 + a2), 0), o.alphaMax);
+      for (let j = 0; j < d; j++) {
+        row1[j] = clip01((row1[j] + o.eta * d1[j]) * (1 - alpha) + (row0[j] + d2[j] * o.eta) * alpha);
+      }
+    }
+    const x1n = tf.tensor4d(x1, [n, h, wd, c]);
+    const pred = predict(target, x1n);
+    x1n.dispose();
+    for (let i = 0; i < n; i++) {
+      if (pred[i] === yIdx[i]) continue;
+      const row1 = x1.subarray(i * d, (i + 1) * d);
+      const row0 = x0.subarray(i * d, (i + 1) * d);
+      let dist = 0;
+      for (let j = 0; j < d; j++) dist = Math.max(dist, Math.abs(row1[j] - row0[j]));
+      if (dist < best[i]) {
+        adv.set(row1, i * d);
+        best[i] = dist;
+      }
+      for (let j = 0; j < d; j++) row1[j] = row0[j] + (row1[j] - row0[j]) * o.beta;
+    }
+  }
+  return { adv, dist: best };
+}
+
+/**
+ * FAB over a batch (AutoAttack `perturb`): untargeted with `restarts` runs (random start
+ * from the second), or targeted over ranks 2..nTargets+1 with `restarts` runs each. Each run
+ * attacks only the points still correctly classified within ε.
+ */
+export function fabAttack(
+  target: AttackTarget,
+  rng: Rng,
+  x: tf.Tensor4D,
+  y: tf.Tensor1D,
+  o: FabOptions,
+  nTargets: number | null,
+): tf.Tensor4D {
+  const labels = labelsOf(y);
+  const clean = predict(target, x);
+  const robust = Array.from(clean, (p, i) => p === labels[i]);
+  let out = tf.clone(x);
+  // Ranks 2..nTargets+1 (AutoAttack), capped at the number of other classes.
+  const ranks = nTargets === null ? [null] : range(2, Math.min(nTargets, target.numClasses - 1) + 2);
+  for (const rank of ranks) {
+    for (let r = 0; r < o.restarts; r++) {
+      const idx = indicesWhere(robust);
+      if (idx.length === 0) return out;
+      const xs = gatherRows(x, idx);
+      const ys = Int32Array.from(idx, (i) => labels[i]);
+      const targets = rank === null ? null : rankedClass(target, xs, rank);
+      const run = fabSingleRun(target, rng, xs, ys, targets, o, r > 0);
+      const cand = tf.tensor4d(run.adv, xs.shape);
+      const pred = predict(target, cand);
+      const dist = linfDist(cand, xs);
+      const take: number[] = [];
+      const rows: number[] = [];
+      idx.forEach((i, j) => {
+        // A point counts only if misclassified and within ε (else the clean image stays).
+        if (run.dist[j] < 1e10 && pred[j] !== labels[i] && !(dist[j] > o.eps)) {
+          robust[i] = false;
+          take.push(i);
+          rows.push(j);
+        }
+      });
+      const picked = gatherRows(cand, rows);
+      const merged = mergeRows(out, picked, take);
+      out.dispose();
+      out = merged;
+      tf.dispose([xs, cand, picked]);
+    }
+  }
+  return out;
+}
+
+function clip01(v: number): number {
+  return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+function maxAbs(v: Float64Array): number {
+  let m = 0;
+  for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]));
+  return m;
+}
+
+function range(lo: number, hi: number): number[] {
+  const out: number[] = [];
+  for (let i = lo; i < hi; i++) out.push(i);
+  return out;
+}

@@ -1,0 +1,60 @@
+// Parameter schemas shared by the attacks, and `defineAttack`, which turns a schema and a
+// function into an `Attack` whose `run` validates what it is given.
+import { z } from 'zod';
+import { fraction } from '../config/schema';
+import { UserError } from '../errors';
+import type { tf } from '../engine/tf';
+import type { Attack, AttackContext, AttackNorm, AttackResult } from './types';
+
+/** A budget: a number or a fraction string such as "8/255", ≥ 0. */
+export function epsParam(def: number) {
+  return fraction.refine((v) => v >= 0, 'must be ≥ 0').default(def);
+}
+
+/** A step size: a positive number or a fraction string such as "2/255". */
+export function stepParam() {
+  return fraction.refine((v) => v > 0, 'must be > 0');
+}
+
+export const posInt = (def: number) => z.number().int().positive().default(def);
+export const posNum = (def: number) => z.number().positive().finite().default(def);
+
+/** Validate attack parameters; bad input is a UserError naming the attack and the key. */
+export function parseAttackParams<P>(name: string, schema: z.ZodType<P, z.ZodTypeDef, unknown>, raw: unknown): P {
+  const res = schema.safeParse(raw ?? {});
+  if (res.success) return res.data;
+  const issue = res.error.issues[0];
+  const where = [name, ...issue.path.map(String)].join('.');
+  const keys = issue.code === 'unrecognized_keys' ? ` (valid: ${validKeys(schema).join(', ')})` : '';
+  throw new UserError(`attack parameter ${where}: ${issue.message}${keys}`, undefined, where);
+}
+
+function validKeys(schema: z.ZodTypeAny): string[] {
+  let s: z.ZodTypeAny = schema;
+  while (s instanceof z.ZodEffects) s = s.innerType();
+  return s instanceof z.ZodObject ? Object.keys(s.shape as object) : [];
+}
+
+export interface AttackSpec<P> {
+  name: string;
+  description: string;
+  norm: AttackNorm;
+  schema: z.ZodType<P, z.ZodTypeDef, unknown>;
+  attack(ctx: AttackContext, x: tf.Tensor4D, y: tf.Tensor1D, params: P): Promise<AttackResult> | AttackResult;
+}
+
+export function defineAttack<P>(spec: AttackSpec<P>): Attack<P> {
+  return {
+    name: spec.name,
+    description: spec.description,
+    norm: spec.norm,
+    defaults: spec.schema.parse({}),
+    paramsSchema: spec.schema,
+    run: async (ctx, x, y, params) => {
+      if (x.rank !== 4 || y.rank !== 1 || x.shape[0] !== y.shape[0]) {
+        throw new Error(`attack ${spec.name}: expected x [n,h,w,c] and y [n], got ${JSON.stringify(x.shape)} and ${JSON.stringify(y.shape)}`);
+      }
+      return spec.attack(ctx, x, y, parseAttackParams(spec.name, spec.schema, params));
+    },
+  };
+}

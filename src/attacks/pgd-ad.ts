@@ -1,0 +1,45 @@
+// PGD_AD, the adaptive attack of the reference code (method.md §5, adp_attack/pgd_mi.py):
+// PGD-L∞ as `pgd` (random start, α = ε/steps·2.3) ascending CE_mean + the IB terms that the
+// evaluator supplies as ctx.extraLoss (Σ_l 0.008·HSIC(T_l(x'), X_clean) − 0.08·HSIC(T_l(x'), Y)).
+// The HSIC terms couple the batch, so results depend on batch composition.
+import { z } from 'zod';
+import { tf } from '../engine/tf';
+import { UserError } from '../errors';
+import { ceMean, oneHot } from './common';
+import { defineAttack, epsParam, posInt, stepParam } from './params';
+import { pgdAlpha, pgdLinf, pgdRandomStart } from './pgd';
+
+const schema = z
+  .object({
+    eps: epsParam(0.03),
+    alpha: stepParam().optional(),
+    steps: posInt(10),
+    randomStart: z.boolean().default(true),
+  })
+  .strict();
+export type PgdAdParams = z.output<typeof schema>;
+
+export const pgdAd = defineAttack<PgdAdParams>({
+  name: 'pgd-ad',
+  description: "Adaptive PGD: ascends CE plus the IB-RAR objective's HSIC terms (needs an IB-trained model)",
+  norm: 'linf',
+  schema,
+  attack: ({ target, rng, extraLoss }, x, y, p) => {
+    if (!extraLoss) {
+      throw new UserError(
+        "attack 'pgd-ad' (adaptive) ascends the IB-RAR objective and needs an IB-trained model's objective (ib.enabled with layers); this model has none — use 'pgd' instead",
+      );
+    }
+    const yOh = oneHot(y, target.numClasses);
+    const start = p.randomStart ? pgdRandomStart(rng, x, p.eps) : undefined;
+    const xAdv = pgdLinf(target, x, yOh, {
+      eps: p.eps,
+      alpha: pgdAlpha(p.eps, p.steps, p.alpha),
+      steps: p.steps,
+      start,
+      loss: (xa) => tf.add(ceMean(target.logits(xa), yOh), extraLoss(xa, x, yOh)) as tf.Scalar,
+    });
+    tf.dispose([yOh, ...(start ? [start] : [])]);
+    return { xAdv };
+  },
+});

@@ -1,0 +1,51 @@
+// The attack contract. An attack sees a model only through `AttackTarget` (logits in eval
+// mode), so the same code attacks any architecture, a masked model, or a tiny test MLP.
+import type { z } from 'zod';
+import type { tf } from '../engine/tf';
+import type { Rng } from '../engine/rng';
+
+export interface AttackTarget {
+  numClasses: number;
+  /** Logits in eval mode (BN running statistics; no channel mask unless the evaluator decides). */
+  logits(x: tf.Tensor4D): tf.Tensor2D;
+}
+
+/**
+ * Extra terms an adaptive attack ascends together with the batch-mean CE (method.md §5,
+ * PGD_AD): `x` is the current adversarial batch, `xClean` the clean batch.
+ */
+export type ExtraLoss = (x: tf.Tensor4D, xClean: tf.Tensor4D, yOneHot: tf.Tensor2D) => tf.Scalar;
+
+export interface AttackContext {
+  target: AttackTarget;
+  /** All randomness of an attack comes from here: same state → same adversarial batch. */
+  rng: Rng;
+  extraLoss?: ExtraLoss;
+}
+
+export interface AttackResult {
+  /** NHWC in [0,1], same shape as the input. The caller disposes it. */
+  xAdv: tf.Tensor4D;
+  /** Model queries spent on the batch (sum over examples), for query-counting attacks. */
+  queries?: number;
+  /** Per-batch statistics, e.g. `meanL2` for CW. */
+  extra?: Record<string, number>;
+}
+
+export type AttackNorm = 'linf' | 'l2' | 'none';
+
+export interface Attack<P> {
+  name: string;
+  description: string;
+  norm: AttackNorm;
+  /** Every parameter with its default (optional ones, such as a derived α, are absent). */
+  defaults: P;
+  /** Strict: unknown keys are errors. Parses partial input and fills in the defaults. */
+  paramsSchema: z.ZodType<P, z.ZodTypeDef, unknown>;
+  /**
+   * x: NHWC in [0,1]; y: int32 labels. `params` is validated here (it may come straight from
+   * a config or the command line); missing keys take their defaults. Throws UserError on bad
+   * parameters.
+   */
+  run(ctx: AttackContext, x: tf.Tensor4D, y: tf.Tensor1D, params: Partial<P>): Promise<AttackResult>;
+}

@@ -1,0 +1,62 @@
+// Test helpers for the attack suite: the golden tiny MLP as an AttackTarget, NCHW↔NHWC,
+// and the invariants every attack must satisfy.
+import { tf } from '../../src/engine/tf';
+import type { AttackTarget } from '../../src/attacks/types';
+
+export interface GoldenLayer {
+  W: number[][];
+  b: number[];
+}
+
+/**
+ * The reference MLP: flatten the NCHW image row-major, h = relu(h Wᵀ + b) for all but the
+ * last layer. Our images are NHWC, so they are transposed to NCHW before flattening.
+ */
+export function mlpTarget(layers: GoldenLayer[], chw: [number, number, number]): AttackTarget & { dispose(): void } {
+  const params = layers.map((l) => ({ wT: tf.transpose(tf.tensor2d(l.W)), b: tf.tensor1d(l.b) }));
+  const numClasses = layers[layers.length - 1].b.length;
+  return {
+    numClasses,
+    logits: (x) =>
+      tf.tidy(() => {
+        let h: tf.Tensor2D = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [x.shape[0], chw[0] * chw[1] * chw[2]]);
+        params.forEach((p, i) => {
+          h = tf.add(tf.matMul(h, p.wT), p.b);
+          if (i < params.length - 1) h = tf.relu(h);
+        });
+        return h;
+      }),
+    dispose: () => params.forEach((p) => tf.dispose([p.wT, p.b])),
+  };
+}
+
+/** Flat NCHW values (nested lists) → NHWC tensor. */
+export function nchwToNhwc(values: number[], shape: [number, number, number, number]): tf.Tensor4D {
+  return tf.tidy(() => tf.transpose(tf.tensor4d(values, shape), [0, 2, 3, 1]) as tf.Tensor4D);
+}
+
+/** NHWC tensor → flat NCHW values. */
+export function nhwcToNchwFlat(x: tf.Tensor4D): Float32Array {
+  return tf.tidy(() => tf.transpose(x, [0, 3, 1, 2]).dataSync() as Float32Array);
+}
+
+/** Largest per-element violation of the ε-ball (L∞) and of [0,1]. */
+export function boxViolations(xAdv: tf.Tensor4D, x: tf.Tensor4D, eps: number | null): { ball: number; box: number } {
+  const a = xAdv.dataSync();
+  const b = x.dataSync();
+  let ball = 0;
+  let box = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i])) return { ball: Infinity, box: Infinity };
+    if (eps !== null) ball = Math.max(ball, Math.abs(a[i] - b[i]) - eps);
+    box = Math.max(box, -a[i], a[i] - 1);
+  }
+  return { ball, box };
+}
+
+export function accuracy(target: AttackTarget, x: tf.Tensor4D, labels: ArrayLike<number>): number {
+  const pred = tf.tidy(() => tf.argMax(target.logits(x), 1).dataSync());
+  let c = 0;
+  for (let i = 0; i < labels.length; i++) if (pred[i] === labels[i]) c++;
+  return c / labels.length;
+}

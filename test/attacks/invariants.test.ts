@@ -1,0 +1,112 @@
+// Invariants for every registered attack on random inputs: the result lies in the ε-ball
+// (L∞ or L2, 1e-6 slack) and in [0,1]; the same seed gives the same output; no tensor leaks.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { tf } from '../../src/engine/tf';
+import { initBackend } from '../../src/engine/backend';
+import { Rng } from '../../src/engine/rng';
+import { getAttack, listAttacks, parseAttackList } from '../../src/attacks/registry';
+import type { AttackContext, ExtraLoss } from '../../src/attacks/types';
+import { UserError } from '../../src/errors';
+import { readGolden } from '../helpers/golden';
+import { boxViolations, mlpTarget } from './helpers';
+
+const G = readGolden('attacks.json');
+let target: ReturnType<typeof mlpTarget>;
+let x: tf.Tensor4D;
+let y: tf.Tensor1D;
+
+// Small budgets so that the whole suite stays fast; ε larger than the default so that the
+// projections are exercised.
+const FAST: Record<string, Record<string, unknown>> = {
+  fgsm: { eps: 0.1 },
+  bim: { eps: 0.1, steps: 5 },
+  pgd: { eps: 0.1, steps: 5, restarts: 2 },
+  'pgd-l2': { eps: 0.5, steps: 5 },
+  nifgsm: { eps: 0.1, steps: 5 },
+  cw: { steps: 30, c: 1 },
+  fab: { eps: 0.1, steps: 5, restarts: 2 },
+  'fab-t': { eps: 0.1, steps: 5, nTargets: 3 },
+  'apgd-ce': { eps: 0.1, steps: 10, restarts: 2 },
+  'apgd-dlr': { eps: 0.1, steps: 10 },
+  'apgd-t': { eps: 0.1, steps: 10, nTargets: 3 },
+  square: { eps: 0.1, queries: 60 },
+  autoattack: { eps: 0.1, steps: 5, nTargets: 2, queries: 40 },
+  'pgd-ad': { eps: 0.1, steps: 5 },
+};
+
+// A stand-in for the IB terms: any differentiable function of (x', x, Y) will do here.
+const extraLoss: ExtraLoss = (xa, xc, yOh) =>
+  tf.tidy(() => tf.add(tf.mul(tf.mean(tf.square(tf.sub(xa, xc))), 0.1), tf.mul(tf.mean(tf.mul(target.logits(xa), yOh)), -0.01)) as tf.Scalar);
+
+before(async () => {
+  await initBackend('wasm');
+  target = mlpTarget(G.model.layers, [3, 4, 4]);
+  const rng = new Rng(7);
+  const n = 10;
+  const vals = rng.fillUniform(new Float32Array(n * 48), 0, 1);
+  for (let i = 0; i < 40; i++) vals[rng.int(vals.length)] = rng.next() < 0.5 ? 0 : 1; // saturated pixels
+  x = tf.tensor4d(vals, [n, 4, 4, 3]);
+  const pred = tf.tidy(() => tf.argMax(target.logits(x), 1).dataSync());
+  const labels = Int32Array.from(pred);
+  labels[n - 1] = (labels[n - 1] + 1) % 5; // one example already misclassified
+  y = tf.tensor1d(labels, 'int32');
+});
+
+after(() => {
+  target.dispose();
+  tf.dispose([x, y]);
+});
+
+test('every registered attack has a fast configuration here', () => {
+  assert.deepEqual(listAttacks().map((a) => a.name).sort(), Object.keys(FAST).sort());
+});
+
+for (const name of Object.keys(FAST)) {
+  test(`${name}: inside the ε-ball and [0,1], deterministic, no leaks`, async () => {
+    const attack = getAttack(name);
+    const params = attack.paramsSchema.parse(FAST[name]) as Record<string, unknown>;
+    const ctx = (seed: number): AttackContext => ({ target, rng: new Rng(seed), extraLoss });
+    const first = await attack.run(ctx(3), x, y, params);
+    const before = tf.memory().numTensors;
+    const second = await attack.run(ctx(3), x, y, params);
+    assert.equal(tf.memory().numTensors, before + 1, 'only the result tensor stays alive');
+    assert.deepEqual(second.xAdv.shape, x.shape);
+    assert.deepEqual(Array.from(second.xAdv.dataSync()), Array.from(first.xAdv.dataSync()), 'same seed, same output');
+
+    const eps = typeof params.eps === 'number' ? params.eps : null;
+    if (attack.norm === 'linf') {
+      const v = boxViolations(second.xAdv, x, eps);
+      assert.ok(v.ball <= 1e-6, `L∞ ball exceeded by ${v.ball}`);
+      assert.ok(v.box <= 0, `[0,1] exceeded by ${v.box}`);
+    } else {
+      const v = boxViolations(second.xAdv, x, null);
+      assert.ok(v.box <= 0, `[0,1] exceeded by ${v.box}`);
+      if (attack.norm === 'l2' && eps !== null) {
+        const l2 = tf.tidy(() => tf.max(tf.sqrt(tf.sum(tf.square(tf.sub(second.xAdv, x)), [1, 2, 3]))).dataSync()[0]);
+        assert.ok(l2 <= eps + 1e-6, `L2 ${l2} > ε ${eps}`);
+      }
+    }
+    tf.dispose([first.xAdv, second.xAdv]);
+  });
+}
+
+test('pgd-ad without the IB objective is a UserError', async () => {
+  await assert.rejects(getAttack('pgd-ad').run({ target, rng: new Rng(0) }, x, y, {}), (e: unknown) => e instanceof UserError && /IB-trained/.test(e.message));
+});
+
+test('registry: unknown names and bad parameters are UserErrors; lists parse', async () => {
+  assert.throws(() => getAttack('pgdd'), (e: unknown) => e instanceof UserError && /valid attacks: .*pgd.*cw/.test(e.message));
+  assert.deepEqual(parseAttackList(' pgd, cw,fgsm,pgd '), ['pgd', 'cw', 'fgsm']);
+  assert.throws(() => parseAttackList('pgd,nope'), UserError);
+  assert.throws(() => parseAttackList(' , '), UserError);
+  await assert.rejects(getAttack('pgd').run({ target, rng: new Rng(0) }, x, y, { eps: 0.03, stepz: 3 }), (e: unknown) => e instanceof UserError && /stepz|valid: eps/.test(e.message));
+  await assert.rejects(getAttack('cw').run({ target, rng: new Rng(0) }, x, y, { margin: 'textbook' }), UserError);
+  // eps as a fraction string, and partial parameters filled from the defaults.
+  const p = getAttack('pgd').paramsSchema.parse({ eps: '8/255' }) as { eps: number; steps: number; alpha?: number };
+  assert.ok(Math.abs(p.eps - 8 / 255) < 1e-12);
+  assert.equal(p.steps, 10);
+  assert.equal(p.alpha, undefined);
+  assert.equal(getAttack('autoattack').defaults.eps, 8 / 255);
+  assert.equal(getAttack('cw').defaults.margin, 'standard');
+});
