@@ -1,4 +1,37 @@
-// Seam for kernels ibrar adds to or replaces in the wasm backend. Filled by the kernels work.
+// Seam for kernels ibrar adds to or replaces in the tfjs wasm backend (4.22.0) so that it
+// trains correctly. Models and losses never see this: they call tfjs ops, and the engine
+// dispatches to whatever is registered here. A native build of these kernels can later
+// take over by changing only this file.
+//
+//   Conv2DBackpropFilter  missing                          → added: a conv of xᵀ by dyᵀ
+//   Conv2DBackpropInput   ~10× slower than the forward conv → a conv of dy by the rotated
+//                         filter (stock kernel kept for paddings that do not fit)
+//   MaxPoolGrad           windows whose max is ≤ 0 lose     → replaced: argmax recomputed,
+//                         their gradient; ties → last max     first max wins (as on cpu)
+import { tf } from '../tf';
+import { conv2DBackpropFilterConfig } from './conv2d_backprop_filter';
+import { conv2DBackpropInputConfig, setStockConv2DBackpropInput } from './conv2d_backprop_input';
+import { maxPoolGradConfig } from './max_pool_grad';
+
+const PATCHES: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, maxPoolGradConfig];
+
+function installed(config: tf.KernelConfig): boolean {
+  return tf.getKernel(config.kernelName, config.backendName)?.kernelFunc === config.kernelFunc;
+}
+
+/**
+ * Registers ibrar's wasm kernels (call after the wasm backend is registered). Idempotent.
+ * Returns the names of the kernels that are ibrar's after the call.
+ */
 export function registerWasmKernelPatches(): string[] {
-  return [];
+  for (const config of PATCHES) {
+    if (installed(config)) continue;
+    const stock = tf.getKernel(config.kernelName, config.backendName);
+    if (stock) {
+      if (config === conv2DBackpropInputConfig) setStockConv2DBackpropInput(stock.kernelFunc);
+      tf.unregisterKernel(config.kernelName, config.backendName);
+    }
+    tf.registerKernel(config);
+  }
+  return PATCHES.filter(installed).map((c) => c.kernelName);
 }
