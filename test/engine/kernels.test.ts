@@ -13,7 +13,7 @@ type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 type Stride = number | [number, number];
 
-const PATCHED = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad'];
+const PATCHED = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'BatchMatMul'];
 
 before(async () => {
   const info = await initBackend('wasm');
@@ -108,7 +108,7 @@ async function checkConvGrads(c: ConvCase, rng: Rng, label: string): Promise<voi
   assertClose(got[0], want[0], `${label} dx`);
 }
 
-test('registration is idempotent and reports the three patched kernels', () => {
+test('registration is idempotent and reports the patched kernels', () => {
   const funcs = PATCHED.map((k) => tf.getKernel(k, 'wasm').kernelFunc);
   assert.deepEqual([...registerWasmKernelPatches()].sort(), [...PATCHED].sort());
   assert.deepEqual(
@@ -238,4 +238,27 @@ test('the gradient kernels leak neither tensors nor backend memory', () => {
     assert.equal(wasm.numDataIds(), dataIds, `${name}: wasm data ids`);
   }
   tf.dispose([x, w, w1]);
+});
+
+test('BatchMatMul with transposed operands matches cpu (rank 2 and batched rank 3, all flag pairs)', async () => {
+  const rng = new Rng(11);
+  for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    for (const batch of [0, 3]) {
+      const [m, k, n] = [5, 7, 4];
+      const aShape = ta ? [k, m] : [m, k];
+      const bShape = tb ? [n, k] : [k, n];
+      const inputs = [random(rng, batch ? [batch, ...aShape] : aShape), random(rng, batch ? [batch, ...bShape] : bShape)];
+      const f = (a: tf.Tensor, b: tf.Tensor) => [tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, ta, tb)];
+      const want = await on('cpu', inputs, f);
+      const got = await on('wasm', inputs, f);
+      assertClose(got[0], want[0], `matMul(transposeA=${ta}, transposeB=${tb}, batch ${batch})`);
+    }
+  }
+  // The gradient of a dense layer uses both transposed forms.
+  const inputs = [random(rng, [6, 9]), random(rng, [9, 4])];
+  const g = (x: tf.Tensor, w: tf.Tensor) => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D))))([x, w]);
+  const want = await on('cpu', inputs, g);
+  const got = await on('wasm', inputs, g);
+  assertClose(got[0], want[0], 'dense dx');
+  assertClose(got[1], want[1], 'dense dW');
 });

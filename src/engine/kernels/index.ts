@@ -8,12 +8,15 @@
 //                         filter (stock kernel kept for paddings that do not fit)
 //   MaxPoolGrad           windows whose max is ≤ 0 lose     → replaced: argmax recomputed,
 //                         their gradient; ties → last max     first max wins (as on cpu)
+//   BatchMatMul           transposed operands 15–50× slower → explicit Transpose, then the
+//                         (every matMul gradient uses them)     stock untransposed product
 import { tf } from '../tf';
 import { conv2DBackpropFilterConfig } from './conv2d_backprop_filter';
 import { conv2DBackpropInputConfig, setStockConv2DBackpropInput } from './conv2d_backprop_input';
 import { maxPoolGradConfig } from './max_pool_grad';
+import { batchMatMulConfig, setStockBatchMatMul } from './batch_mat_mul';
 
-const PATCHES: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, maxPoolGradConfig];
+const PATCHES: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, maxPoolGradConfig, batchMatMulConfig];
 
 function installed(config: tf.KernelConfig): boolean {
   return tf.getKernel(config.kernelName, config.backendName)?.kernelFunc === config.kernelFunc;
@@ -29,6 +32,7 @@ export function registerWasmKernelPatches(): string[] {
     const stock = tf.getKernel(config.kernelName, config.backendName);
     if (stock) {
       if (config === conv2DBackpropInputConfig) setStockConv2DBackpropInput(stock.kernelFunc);
+      if (config === batchMatMulConfig) setStockBatchMatMul(stock.kernelFunc);
       tf.unregisterKernel(config.kernelName, config.backendName);
     }
     tf.registerKernel(config);
