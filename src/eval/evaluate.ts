@@ -57,10 +57,12 @@ interface EvalState {
   extraSums: Record<string, Record<string, number>>;
 }
 
+/** ε as papers write it: k/255 when it is one, else the simplest fraction up to /1000. */
 export function formatEps(eps: number): string {
-  for (const d of [255, 256, 100, 10]) {
-    const k = eps * d;
-    if (Math.abs(k - Math.round(k)) < 1e-9 && Math.round(k) > 0) return `${Math.round(k)}/${d}`;
+  const isInt = (v: number) => Math.abs(v - Math.round(v)) < 1e-9;
+  if (eps > 0 && isInt(eps * 255)) return `${Math.round(eps * 255)}/255`;
+  for (let d = 1; d <= 1000; d++) {
+    if (isInt(eps * d)) return d === 1 ? String(Math.round(eps)) : `${Math.round(eps * d)}/${d}`;
   }
   return String(eps);
 }
@@ -92,13 +94,14 @@ function stateKey(req: EvalRequest, ckptSha: string, attacks: string[], params: 
 }
 
 export async function evaluateRun(req: EvalRequest, opts: { progress?: EvalProgress; shouldStop?: () => boolean } = {}): Promise<{ report: EvalReport | null; files: string[] }> {
-  const layout = runLayout(req.runDir);
-  if (!fs.existsSync(layout.config)) throw new UserError('not a run directory (config.yaml missing)', req.runDir);
-  const cfg: ExperimentConfig = loadConfig(layout.config);
+  // Arguments first: a typo in an attack name should not wait for a dataset to load.
   const attacks = parseAttackList(req.attacks.join(','));
   const params: Record<string, Record<string, unknown>> = {};
   for (const a of attacks) params[a] = attackParams(a, req);
   if (!(req.eps >= 0 && req.eps <= 1)) throw new UserError(`eps must be in [0, 1], found ${req.eps}`, undefined, '--eps');
+  const layout = runLayout(req.runDir);
+  if (!fs.existsSync(layout.config)) throw new UserError('not a run directory (config.yaml missing)', req.runDir);
+  const cfg: ExperimentConfig = loadConfig(layout.config);
 
   await initBackend(cfg.backend);
   const dataset = await loadDataset(cfg.data, cfg.seed);
@@ -161,6 +164,8 @@ export async function evaluateRun(req: EvalRequest, opts: { progress?: EvalProgr
       const perAttack: Record<string, { correct: number; seen: number; seconds: number }> = {};
       for (const a of attacks) perAttack[a] = { correct: countCorrect(state.preds[a], split.labels), seen, seconds: state.seconds[a] };
       opts.progress?.onBatch?.({ done: seen, total: n, perAttack });
+      // Let signal handlers run: attacks are synchronous compute between awaits of resolved promises.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (opts.shouldStop?.() && b < numBatches) {
         opts.progress?.onInterrupted?.({ runDir: req.runDir, done: seen, total: n });
         return { report: null, files: [] };
