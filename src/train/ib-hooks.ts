@@ -3,15 +3,35 @@
 import { tf } from '../engine/tf';
 import type { ExperimentConfig, IbConfig, MaskConfig } from '../config/schema';
 import type { ForwardOptions, Model } from '../models/types';
-import { ibRegularizer, resolveLayers, makeChannelMaskHook } from '../ib';
+import { ibRegularizer, ibTargets, resolveLayers, makeChannelMaskHook, type IbTargets } from '../ib';
 import type { IbTermsFn } from './objectives/types';
 import type { ExtraLoss } from '../attacks/types';
 
 /** Build the IB-terms function for the configured layers; errors on layers the model lacks. */
 export function makeIbTerms(ib: IbConfig, model: Model): IbTermsFn {
   const layers = resolveLayers(ib.layers, model);
+  // X's and Y's kernel factorisations depend only on the batch: TRADES/MART's two passes and
+  // every step of the adaptive attack reuse them (they are host arrays, no tensors to free).
+  const cache = new WeakMap<tf.Tensor, { y: tf.Tensor; targets: IbTargets }>();
+  const targetsFor = (x: tf.Tensor, y: tf.Tensor2D): IbTargets => {
+    const hit = cache.get(x);
+    if (hit && hit.y === y) return hit.targets;
+    const targets = ibTargets(x, y, ib.yKernel, { sigma: ib.sigma });
+    cache.set(x, { y, targets });
+    return targets;
+  };
   return (taps, xForIb, yOneHot, prefix) => {
-    const res = ibRegularizer({ x: xForIb, yOneHot, taps, layers, alpha: ib.alpha, beta: ib.beta, sigma: ib.sigma, yKernel: ib.yKernel });
+    const res = ibRegularizer({
+      x: xForIb,
+      yOneHot,
+      taps,
+      layers,
+      alpha: ib.alpha,
+      beta: ib.beta,
+      sigma: ib.sigma,
+      yKernel: ib.yKernel,
+      targets: targetsFor(xForIb, yOneHot),
+    });
     const logs: Record<string, number> = {};
     for (const [layer, t] of Object.entries(res.perLayer)) {
       logs[`${prefix}hx/${layer}`] = t.hx;
