@@ -6,7 +6,7 @@ import type { EvalProgress } from '../eval/evaluate';
 interface EvalArgs {
   run: string;
   checkpoint: string;
-  attacks: string;
+  attacks: string | string[];
   eps: string;
   steps?: number;
   n?: number;
@@ -22,6 +22,26 @@ export function parseEps(text: string): number {
   const v = m ? Number(m[1]) / (m[2] !== undefined ? Number(m[2]) : 1) : NaN;
   if (!Number.isFinite(v) || v < 0 || v > 1) throw new UserError(`expected a number in [0, 1] or a fraction like 8/255, found '${text}'`, undefined, '--eps');
   return v;
+}
+
+/** A whole-number option such as --n: yargs gives NaN for words and accepts fractions and negatives. */
+export function checkCount(value: number | undefined, flag: string, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || value < min) throw new UserError(`expected a whole number ≥ ${min}, found ${value}`, undefined, flag);
+  return value;
+}
+
+/** `--attacks pgd,cw` (given once or several times) → canonical names, checked against the registry. */
+export async function parseAttacksOption(value: string | string[]): Promise<string[]> {
+  const list = (Array.isArray(value) ? value : [value]).join(',');
+  // Loaded here, not at the top: the registry pulls in TensorFlow.js, which other commands' errors should not wait for.
+  const { parseAttackList } = await import('../attacks/registry');
+  try {
+    return parseAttackList(list);
+  } catch (err) {
+    if (err instanceof UserError) throw new UserError(err.message, undefined, '--attacks');
+    throw err;
+  }
 }
 
 /** `--param cw.c=1` → {cw: {c: 1}}. */
@@ -92,6 +112,11 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
   handler: async (args) => {
     const ctx = defaultContext(args.debug);
     const eps = parseEps(args.eps);
+    const attacks = await parseAttacksOption(args.attacks);
+    checkCount(args.n, '--n');
+    checkCount(args.steps, '--steps');
+    checkCount(args['batch-size'], '--batch-size');
+    checkCount(args.seed, '--seed', 0);
     const { evaluateRun } = await import('../eval/evaluate');
     let signal: NodeJS.Signals | null = null;
     const onSignal = (sig: NodeJS.Signals) => {
@@ -106,7 +131,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
         {
           runDir: args.run,
           checkpoint: args.checkpoint,
-          attacks: args.attacks.split(',').map((s) => s.trim()).filter(Boolean),
+          attacks,
           eps,
           steps: args.steps,
           n: args.n,

@@ -8,9 +8,12 @@ import { trainCommand } from './train';
 import { evalCommand } from './eval';
 import { infoCommand } from './info';
 import { dataCommand } from './data';
+import { probeCommand } from './probe';
+import { reportCommand } from './report';
+import { plotCommand } from './plot';
 
 // Every command is one file exporting a yargs CommandModule; register it here.
-const COMMANDS: CommandModule<object, any>[] = [trainCommand, evalCommand, infoCommand, dataCommand];
+const COMMANDS: CommandModule<object, any>[] = [trainCommand, evalCommand, infoCommand, dataCommand, probeCommand, reportCommand, plotCommand];
 
 export function buildCli(argv: string[]): Argv {
   let cli = yargs(argv)

@@ -37,7 +37,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       return;
     }
     const { runTraining } = await import('../train/run');
-    const code = await runTraining({ cfg, resumeDir: args.resume, ctx });
+    const code = await runTraining({ cfg, configFile: args.config, resumeDir: args.resume, ctx });
     process.exitCode = code ?? EXIT.ok;
   },
 };

@@ -93,14 +93,37 @@ function formatIssue(issue: ZodIssue, doc: unknown): { where: string; message: s
   if (issue.code === 'invalid_enum_value') {
     return { where, message: `expected one of ${issue.options.map((o) => `'${String(o)}'`).join(', ')}, found ${found}` };
   }
+  if (issue.code === 'invalid_union') {
+    // Report the branch that got furthest (e.g. the fraction string's pattern), not "Invalid input".
+    const nested = issue.unionErrors.flatMap((e) => e.issues);
+    const specific = nested.find((i) => i.code !== 'invalid_type');
+    const types = [...new Set(nested.filter((i) => i.code === 'invalid_type').map((i) => (i as { expected: string }).expected))];
+    return { where, message: `${specific ? specific.message : `expected ${types.join(' or ')}`} (found ${found})` };
+  }
   if (issue.code === 'invalid_type') {
     return { where, message: issue.received === 'undefined' ? `required ${issue.expected} is missing` : `expected ${issue.expected}, found ${found}` };
   }
   return { where, message: `${issue.message} (found ${found})` };
 }
 
+/**
+ * Key path of the first non-finite number (`.inf`, `.nan`, `1e999`) anywhere in the document.
+ * No config value may be infinite or NaN; zod's `number()` alone lets ±Infinity through.
+ */
+export function findNonFinite(node: unknown, at: (string | number)[] = []): { path: string; value: number } | null {
+  if (typeof node === 'number') return Number.isFinite(node) ? null : { path: at.join('.') || '(top level)', value: node };
+  if (node === null || typeof node !== 'object') return null;
+  for (const [k, v] of Object.entries(node as Record<string, unknown>)) {
+    const hit = findNonFinite(v, [...at, Array.isArray(node) ? Number(k) : k]);
+    if (hit) return hit;
+  }
+  return null;
+}
+
 /** Validate a raw document; errors name the file and every offending key path. */
 export function validateConfig(doc: unknown, file = '<config>'): ExperimentConfig {
+  const bad = findNonFinite(doc);
+  if (bad) throw new UserError(`expected a finite number, found ${bad.value}`, file, bad.path);
   const res = experimentSchema.safeParse(doc);
   if (res.success) return res.data;
   const lines = res.error.issues.map((i) => formatIssue(i, doc));
@@ -110,7 +133,13 @@ export function validateConfig(doc: unknown, file = '<config>'): ExperimentConfi
 }
 
 export function loadConfig(file: string, sets: readonly string[] = []): ExperimentConfig {
-  const doc = applyOverrides(readYamlFile(file) as Record<string, unknown>, sets);
+  let doc: Record<string, unknown>;
+  try {
+    doc = applyOverrides(readYamlFile(file) as Record<string, unknown>, sets);
+  } catch (err) {
+    // --set problems name the flag; say which config they were applied to as well.
+    throw err instanceof UserError && !err.file ? new UserError(err.message, file) : err;
+  }
   return validateConfig(doc, file);
 }
 

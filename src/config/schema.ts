@@ -5,7 +5,7 @@ import { BACKENDS } from '../engine/backends';
 
 export const DATASETS = ['cifar10', 'cifar100', 'mnist', 'fashion-mnist', 'synthetic'] as const;
 export const ARCHS = ['small-cnn', 'vgg16', 'resnet18', 'wrn'] as const;
-export const TRAIN_METHODS = ['ce', 'pgd-at', 'trades', 'mart'] as const;
+export const TRAIN_METHODS = ['ce', 'pgd-at', 'trades', 'mart', 'hbar', 'vib'] as const;
 
 /** A number, or a fraction string such as "8/255". */
 export const fraction = z.union([
@@ -18,6 +18,11 @@ export const fraction = z.union([
       return b === undefined ? a : a / b;
     }),
 ]).pipe(z.number().finite());
+
+/** An L∞ budget on pixels in [0, 1]: a number or fraction in [0, 1] (8/255, not 8). */
+export const epsilon = fraction.pipe(
+  z.number().min(0, 'ε must be ≥ 0').max(1, 'ε is an L∞ budget on pixels in [0, 1]; write 8/255, not 8'),
+);
 
 const subset = z
   .object({
@@ -65,9 +70,24 @@ const dataSchema = z
   })
   .strict();
 
+/** The VIB head (Alemi et al.; method.md §6), used when `model.head: vib`. */
+export const vibSchema = z
+  .object({
+    /** Bottleneck width K. */
+    k: z.number().int().positive().default(256),
+    /** Softmaxes averaged at evaluation (training draws one sample). */
+    samples: z.number().int().positive().default(12),
+    /** Weight β of the KL term (read by `train.method: vib`). */
+    beta: z.number().min(0).default(1e-3),
+  })
+  .strict();
+
 const modelSchema = z
   .object({
     arch: z.enum(ARCHS),
+    /** `vib`: a stochastic encoder + linear decoder on the last tap instead of the linear classifier. */
+    head: z.enum(['linear', 'vib']).optional(),
+    vib: vibSchema.optional(),
     width: z.number().positive().default(1),
     depth: z.number().int().positive().default(28),
     widen: z.number().int().positive().default(10),
@@ -82,11 +102,38 @@ const modelSchema = z
 
 const attackTrainSchema = z
   .object({
-    eps: fraction.default(0.03),
+    eps: epsilon.default(0.03),
     /** Step size; default eps/steps·2.3 as the authors' code. */
     alpha: fraction.optional(),
     steps: z.number().int().positive().default(10),
     randomStart: z.boolean().default(true),
+  })
+  .strict();
+
+/** HBaR (Wang et al. 2021; method.md §6): its HSIC terms on the clean taps, on top of `base`. */
+export const hbarSchema = z
+  .object({
+    base: z.enum(['ce', 'pgd-at', 'trades', 'mart']).default('ce'),
+    /** λ_x; default 0.006 with base ce, 5e-4 with adversarial training (HBaR's CIFAR-10 scripts). */
+    lambdaX: z.number().finite().optional(),
+    /** λ_y; default 0.05 with base ce, 5e-3 with adversarial training. */
+    lambdaY: z.number().finite().optional(),
+    layers: z.union([z.enum(['all', 'robust']), z.array(z.string()).min(1)]).default('all'),
+    sigma: z.number().positive().default(5),
+    yKernel: z.enum(['linear', 'gaussian']).default('linear'),
+  })
+  .strict();
+
+/** Held-out monitoring during training, on the first `n` test examples. */
+export const monitorSchema = z
+  .object({
+    /** Record HSIC(X,T_l), HSIC(Y,T_l) of every tap every N steps (info_plane.jsonl). */
+    infoPlaneEvery: z.number().int().positive().optional(),
+    /** Record clean and adversarial accuracy every N epochs (adv_curve.jsonl). */
+    advAccEvery: z.number().int().positive().optional(),
+    n: z.number().int().positive().default(100),
+    /** Attack for advAccEvery (eps and steps from `eval`). */
+    attack: z.string().default('pgd'),
   })
   .strict();
 
@@ -122,6 +169,8 @@ const trainSchema = z
     nanPolicy: z.enum(['stop', 'skip']).default('stop'),
     /** Reproduce the reference scripts' extra train-mode forward per step (double BN update). */
     doubleBnUpdate: z.boolean().default(false),
+    hbar: hbarSchema.optional(),
+    monitor: monitorSchema.optional(),
   })
   .strict();
 
@@ -163,7 +212,7 @@ const evalSchema = z
   .object({
     /** Attacks to run at the end of `ibrar train` (names from the attack registry). */
     attacks: z.array(z.string()).default([]),
-    eps: fraction.default(0.03),
+    eps: epsilon.default(0.03),
     steps: z.number().int().positive().optional(),
     n: z.number().int().positive().optional(),
     batchSize: z.number().int().positive().default(200),
@@ -193,7 +242,15 @@ export const experimentSchema = z
     eval: evalSchema.default({}),
     probe: probeSchema.default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((cfg, ctx) => {
+    if (cfg.train.method === 'vib' && cfg.model.head !== 'vib') {
+      ctx.addIssue({ code: 'custom', path: ['model', 'head'], message: "train.method 'vib' needs model.head: vib" });
+    }
+    if (cfg.train.method === 'hbar' && cfg.ib.enabled) {
+      ctx.addIssue({ code: 'custom', path: ['ib', 'enabled'], message: "train.method 'hbar' brings its own HSIC terms (train.hbar); set ib.enabled: false" });
+    }
+  });
 
 export type ExperimentConfig = z.infer<typeof experimentSchema>;
 export type ExperimentInput = z.input<typeof experimentSchema>;
@@ -204,3 +261,6 @@ export type IbConfig = ExperimentConfig['ib'];
 export type MaskConfig = IbConfig['mask'];
 export type EvalConfig = ExperimentConfig['eval'];
 export type TrainAttackConfig = TrainConfig['attack'];
+export type VibConfig = z.infer<typeof vibSchema>;
+export type HbarConfig = z.infer<typeof hbarSchema>;
+export type MonitorConfig = z.infer<typeof monitorSchema>;

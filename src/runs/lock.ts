@@ -7,7 +7,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import { randomBytes } from 'crypto';
 import { UserError } from '../errors';
-import { pidAlive } from './atomic';
+import * as path from 'path';
+import { pidAlive, removeStaleTempFiles, tempPathFor } from './atomic';
 import { runLayout } from './runDir';
 
 export interface LockInfo {
@@ -24,7 +25,7 @@ export interface RunLock {
   release(): void;
 }
 
-/** An unreadable/empty lock file older than this is treated as stale (crash between create and write). */
+/** An unreadable/empty lock file older than this is treated as stale (crash between create and write, fallback path only). */
 const UNREADABLE_GRACE_MS = 5_000;
 /** A takeover marker older than this belongs to a process that died mid-takeover. */
 const TAKEOVER_STALE_MS = 10_000;
@@ -50,6 +51,32 @@ function ageMs(file: string): number {
 }
 
 function tryCreate(file: string, info: LockInfo): boolean {
+  // Write the content under a temp name, then hard-link it to the lock name: link() fails
+  // with EEXIST like O_EXCL, and the lock appears complete, so a process killed at any
+  // moment never leaves a half-written lock that blocks the next --resume.
+  removeStaleTempFiles(path.dirname(file), (target) => target === path.basename(file));
+  const tmp = tempPathFor(file);
+  try {
+    fs.writeFileSync(tmp, JSON.stringify(info) + '\n', { flag: 'wx', mode: 0o644 });
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw new UserError(`cannot create the run lock (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, file);
+  }
+  try {
+    fs.linkSync(tmp, file);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EXDEV') return tryCreateExclusive(file, info);
+    throw new UserError(`cannot create the run lock (${code ?? (err as Error).message})`, file);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+/** Fallback where hard links are not supported: O_EXCL create, then write. */
+function tryCreateExclusive(file: string, info: LockInfo): boolean {
   let fd: number;
   try {
     fd = fs.openSync(file, 'wx', 0o644);
@@ -80,19 +107,18 @@ function liveHolder(file: string, host: string): string | null {
 }
 
 /** Break a stale lock, serialised so that only one process can do it at a time. */
-function breakStale(file: string, host: string): void {
+function breakStale(file: string, info: LockInfo): void {
   const marker = `${file}.takeover`;
-  if (fs.existsSync(marker) && ageMs(marker) > TAKEOVER_STALE_MS) fs.rmSync(marker, { force: true });
-  let fd: number;
-  try {
-    fd = fs.openSync(marker, 'wx');
-  } catch {
-    return; // another process is taking over right now; the caller retries
+  if (fs.existsSync(marker)) {
+    // A marker left by a process killed mid-takeover: its pid is gone (or it is old).
+    const m = readLock(marker);
+    const dead = m !== null && m.host === info.host && m.pid !== process.pid && !pidAlive(m.pid);
+    if (dead || ageMs(marker) > TAKEOVER_STALE_MS) fs.rmSync(marker, { force: true });
   }
+  if (!tryCreate(marker, info)) return; // another process is taking over right now; the caller retries
   try {
-    if (liveHolder(file, host) === null) fs.rmSync(file, { force: true });
+    if (liveHolder(file, info.host) === null) fs.rmSync(file, { force: true });
   } finally {
-    fs.closeSync(fd);
     fs.rmSync(marker, { force: true });
   }
 }
@@ -116,7 +142,7 @@ export function acquireRunLock(target: string | { readonly lock: string }): RunL
         file,
       );
     }
-    breakStale(file, host);
+    breakStale(file, info);
   }
   throw new UserError('could not take the run lock: other processes keep taking it over', file);
 }

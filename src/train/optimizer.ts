@@ -25,7 +25,9 @@ export class Sgd {
     if (opts.momentum > 0) {
       for (const p of params) {
         if (!p.trainable) continue;
-        this.buffers.set(p.name, tf.variable(tf.zerosLike(p.variable), false, `${p.name}.momentum_buffer`));
+        const zeros = tf.zerosLike(p.variable);
+        this.buffers.set(p.name, tf.variable(zeros, false, `${p.name}.momentum_buffer`));
+        zeros.dispose();
       }
     }
   }

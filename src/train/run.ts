@@ -5,7 +5,7 @@ import { trainProgress } from '../cli/progress';
 import { EXIT } from '../errors';
 import { train } from './trainer';
 
-export async function runTraining(opts: { cfg?: ExperimentConfig; resumeDir?: string; ctx: CliContext }): Promise<number> {
+export async function runTraining(opts: { cfg?: ExperimentConfig; configFile?: string; resumeDir?: string; ctx: CliContext }): Promise<number> {
   const { ctx } = opts;
   let signal: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -20,7 +20,7 @@ export async function runTraining(opts: { cfg?: ExperimentConfig; resumeDir?: st
   process.on('SIGTERM', onSignal);
   const progress = trainProgress(ctx);
   try {
-    const result = await train({ cfg: opts.cfg, resumeDir: opts.resumeDir, progress, shouldStop: () => signal !== null });
+    const result = await train({ cfg: opts.cfg, configFile: opts.configFile, resumeDir: opts.resumeDir, progress, shouldStop: () => signal !== null });
     if (result.interrupted) return signal === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
     const last = result.records[result.records.length - 1];
     ctx.err.write(
@@ -43,7 +43,16 @@ export async function runTraining(opts: { cfg?: ExperimentConfig; resumeDir?: st
           batchSize: cfg.eval.batchSize,
           seed: cfg.seed,
         },
-        { progress: evalProgress(ctx), shouldStop: () => signal !== null },
+        {
+          progress: {
+            ...evalProgress(ctx),
+            // Re-running `train --config` would start a new run: point at --resume, which
+            // skips the finished training and continues the evaluation from its state file.
+            onInterrupted: (info) =>
+              ctx.err.write(`\ninterrupted after ${info.done}/${info.total} evaluation examples. Continue with:\n  npx ibrar train --resume ${result.runDir}\n`),
+          },
+          shouldStop: () => signal !== null,
+        },
       );
       if (signal) return signal === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
     }

@@ -16,10 +16,13 @@ import { correctCount } from './objectives/losses';
 import { type Sgd, learningRateAt } from './optimizer';
 import { constantMaskHook } from './ib-hooks';
 import { TrainStepper, NonFiniteLossError } from './step';
+import { TrainingMonitor } from './info-plane';
 
 export { NonFiniteLossError };
 import { emptyAccumulator, EPOCH_COLUMNS, type EpochAccumulator, type EpochRecord } from './records';
-import { saveCheckpoint, loadCheckpoint, type CheckpointSidecar } from './checkpoint';
+import { saveCheckpoint, loadCheckpoint, readCheckpointSidecar, sidecarPath, type CheckpointSidecar } from './checkpoint';
+import { writeFileAtomic } from '../runs/atomic';
+import { getAttack } from '../attacks/registry';
 
 /** What the trainer keeps in the checkpoint sidecar's `state` to resume exactly. */
 interface ResumeState {
@@ -53,6 +56,8 @@ export interface TrainOptions {
   cfg?: ExperimentConfig;
   /** Continue the run in this directory from its `last` checkpoint. */
   resumeDir?: string;
+  /** The YAML file `cfg` came from, named in errors about config values found after loading. */
+  configFile?: string;
   progress?: TrainProgress;
   /** Polled after every step; true makes the loop checkpoint and return. */
   shouldStop?: () => boolean;
@@ -100,14 +105,38 @@ export function evaluateClean(model: Model, split: Split, batchSize: number, mas
   return split.n === 0 ? 0 : correct / split.n;
 }
 
+/** Attack names a config refers to, checked against the registry before anything runs. */
+function checkAttackNames(cfg: ExperimentConfig): void {
+  const refs: Array<[string, string]> = [
+    ...cfg.eval.attacks.map((a, i): [string, string] => [`eval.attacks.${i}`, a]),
+    ['probe.attack', cfg.probe.attack],
+    ...(cfg.train.monitor ? [['train.monitor.attack', cfg.train.monitor.attack] as [string, string]] : []),
+  ];
+  for (const [where, name] of refs) {
+    try {
+      getAttack(name);
+    } catch (err) {
+      if (err instanceof UserError) throw new UserError(`${where}: ${err.message}`);
+      throw err;
+    }
+  }
+}
+
+/** A UserError that names no file came from the config (a layer, a subset size...): say which config. */
+function inConfigFile(err: unknown, file: string | undefined): unknown {
+  return err instanceof UserError && !err.file && file && !(err instanceof NonFiniteLossError) ? new UserError(err.message, file) : err;
+}
+
 async function openSession(opts: TrainOptions): Promise<{ session: Session; sidecar: CheckpointSidecar | null; backend: BackendInfo }> {
   let cfg: ExperimentConfig;
   let runDir: string | null = null;
+  let configFile = opts.configFile;
   if (opts.resumeDir) {
     const layout = runLayout(opts.resumeDir);
     if (!fs.existsSync(layout.config)) throw new UserError('not a run directory (config.yaml missing)', opts.resumeDir);
     cfg = loadConfig(layout.config);
     runDir = opts.resumeDir;
+    configFile = layout.config;
   } else if (opts.cfg) {
     cfg = opts.cfg;
   } else {
@@ -116,50 +145,91 @@ async function openSession(opts: TrainOptions): Promise<{ session: Session; side
 
   const backend = await initBackend(cfg.backend);
   // Everything that can fail on bad input happens before the run dir is made.
-  const dataset = await loadDataset(cfg.data, cfg.seed, { log: (msg) => opts.progress?.onNote?.(msg) });
-  const model = buildModel(cfg.model, dataset.numClasses, dataset.shape, new Rng(cfg.seed).fork('init'));
-  const stepper = new TrainStepper(cfg, model, dataset.numClasses);
+  let dataset: Dataset;
+  let model: Model | null = null;
+  let stepper: TrainStepper | null = null;
+  try {
+    checkAttackNames(cfg);
+    dataset = await loadDataset(cfg.data, cfg.seed, { log: (msg) => opts.progress?.onNote?.(msg) });
+    model = buildModel(cfg.model, dataset.numClasses, dataset.shape, new Rng(cfg.seed).fork('init'));
+    stepper = new TrainStepper(cfg, model, dataset.numClasses);
+  } catch (err) {
+    stepper?.dispose();
+    model?.dispose();
+    throw inConfigFile(err, configFile);
+  }
 
   if (!runDir) runDir = createRunDir(cfg.runsDir, cfg.name);
   const layout = runLayout(runDir);
   const lock = acquireRunLock(layout);
-  const hash = configHash(cfg);
-  const log = createRunLogger(layout);
-  const optimizer = stepper.optimizer;
+  let log: RunLogger | null = null;
+  try {
+    const hash = configHash(cfg);
+    const optimizer = stepper.optimizer;
+    let sidecar: CheckpointSidecar | null = null;
+    if (!opts.resumeDir) {
+      // Atomic: a kill while writing must not leave a half config that blocks --resume.
+      writeFileAtomic(layout.config, configToYaml(cfg));
+    } else if (fs.existsSync(sidecarPath(layout.checkpoints, 'last'))) {
+      // Validated completely before anything in the run dir changes (no log line on failure).
+      const loaded = loadCheckpoint(layout.checkpoints, 'last', model);
+      sidecar = loaded.sidecar;
+      optimizer.importState(loaded.optimizerState, resumeState(sidecar).optimizerStarted);
+    } else {
+      // Stopped before its first checkpoint committed: nothing to lose, start the run over.
+      opts.progress?.onNote?.(`no checkpoint in ${layout.checkpoints} yet: starting this run from the beginning`);
+    }
+    const completed = sidecar ? sidecar.epoch : 0;
+    const metrics = MetricsWriter.open(layout, { columns: [...EPOCH_COLUMNS], truncateAfterEpoch: completed });
+    log = createRunLogger(layout);
+    if (sidecar && sidecar.configHash !== hash) log.warn({ saved: sidecar.configHash, now: hash }, 'config hash differs from the checkpoint');
 
-  let sidecar: CheckpointSidecar | null = null;
-  if (opts.resumeDir) {
-    const loaded = loadCheckpoint(layout.checkpoints, 'last', model);
-    sidecar = loaded.sidecar;
-    if (sidecar.configHash !== hash) log.warn({ saved: sidecar.configHash, now: hash }, 'config hash differs from the checkpoint');
-    optimizer.importState(loaded.optimizerState, resumeState(sidecar).optimizerStarted);
-  } else {
-    fs.writeFileSync(layout.config, configToYaml(cfg));
+    const session: Session = {
+      cfg,
+      layout,
+      dataset,
+      model,
+      stepper,
+      optimizer,
+      metrics,
+      log,
+      lock,
+      hash,
+      lastMask: sidecar?.mask ? Float32Array.from(sidecar.mask) : null,
+      bestTestAcc: resumeState(sidecar).bestTestAcc,
+      globalStep: sidecar?.globalStep ?? 0,
+    };
+    log.info({ backend, config: cfg, resume: Boolean(opts.resumeDir), configHash: hash }, 'session opened');
+    return { session, sidecar, backend };
+  } catch (err) {
+    await log?.close();
+    lock.release();
+    stepper.dispose();
+    model.dispose();
+    throw err;
   }
-  const completed = sidecar ? sidecar.epoch : 0;
-  const metrics = MetricsWriter.open(layout, { columns: [...EPOCH_COLUMNS], truncateAfterEpoch: completed });
-
-  const session: Session = {
-    cfg,
-    layout,
-    dataset,
-    model,
-    stepper,
-    optimizer,
-    metrics,
-    log,
-    lock,
-    hash,
-    lastMask: sidecar?.mask ? Float32Array.from(sidecar.mask) : null,
-    bestTestAcc: resumeState(sidecar).bestTestAcc,
-    globalStep: sidecar?.globalStep ?? 0,
-  };
-  log.info({ backend, config: cfg, resume: Boolean(opts.resumeDir), configHash: hash }, 'session opened');
-  return { session, sidecar, backend };
 }
 
 function checkpoint(s: Session, tag: string, epoch: number, stepInEpoch: number, acc: EpochAccumulator | null, metricsRecord: Record<string, number>): void {
   const state: ResumeState = { optimizerStarted: s.optimizer.hasStarted, bestTestAcc: s.bestTestAcc, accumulator: acc };
+  try {
+    saveCheckpointOf(s, tag, epoch, stepInEpoch, state, metricsRecord);
+  } catch (err) {
+    // Disk full, quota, read-only filesystem...: not a bug. Every file is written to a temp
+    // name and renamed, so the previously committed checkpoint is untouched.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string') throw err;
+    const prev = sidecarPath(s.layout.checkpoints, tag);
+    throw new UserError(
+      `cannot write checkpoint '${tag}' (${(err as Error).message}); ` +
+        (fs.existsSync(prev) ? `the previous checkpoint ${prev} is intact` : 'no earlier checkpoint exists') +
+        `. Free space or fix the folder, then continue with: ibrar train --resume ${s.layout.dir}`,
+      s.layout.checkpoints,
+    );
+  }
+}
+
+function saveCheckpointOf(s: Session, tag: string, epoch: number, stepInEpoch: number, state: ResumeState, metricsRecord: Record<string, number>): void {
   saveCheckpoint(s.layout.checkpoints, tag, {
     params: s.model.params,
     optimizerState: s.optimizer.exportState(),
@@ -216,6 +286,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { cfg } = s;
   const records: EpochRecord[] = [];
   const perEpoch = stepsPerEpoch(s.dataset.train, cfg.train.batchSize);
+  // Held-out monitoring (train.monitor): information plane, adversarial accuracy per epoch.
+  const monitor = TrainingMonitor.open({ cfg, runDir: s.layout.dir, dataset: s.dataset, model: s.model, globalStep: s.globalStep, completedEpochs: sidecar ? sidecar.epoch : 0, stepsPerEpoch: perEpoch });
   // A checkpoint mid-epoch stores its epoch (0-based, in progress) and the next step.
   let epoch = sidecar ? sidecar.epoch : 0;
   let startStep = sidecar && sidecar.step > 0 ? sidecar.step : 0;
@@ -240,6 +312,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const t0 = process.hrtime.bigint();
         await trainStep(s, batch, epoch, batch.step, acc);
         acc.seconds += Number(process.hrtime.bigint() - t0) / 1e9;
+        await monitor?.afterStep(s.globalStep, epoch, batch.step, s.lastMask);
         opts.progress?.onStep?.({
           epoch: epoch + 1,
           step: batch.step + 1,
@@ -247,6 +320,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           acc: acc.seen ? acc.correct / acc.seen : 0,
           imagesPerSec: acc.seconds > 0 ? acc.seen / acc.seconds : 0,
         });
+        // Steps are synchronous compute; without a macrotask turn, SIGINT/SIGTERM handlers
+        // (and anything else on the event loop) would only run after the whole training.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         const nextStep = batch.step + 1;
         const every = cfg.train.checkpointEvery;
         const stop = opts.shouldStop?.() ?? false;
@@ -265,8 +341,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       s.metrics.append(record);
       const improved = record.test_acc > s.bestTestAcc;
       if (improved) s.bestTestAcc = record.test_acc;
-      checkpoint(s, 'last', epoch + 1, 0, null, record);
+      // `best` first: a kill between the two saves re-runs this epoch, which rewrites `best`;
+      // the other order could leave `last` claiming a best epoch that `best` never got.
       if (improved) checkpoint(s, 'best', epoch + 1, 0, null, record);
+      checkpoint(s, 'last', epoch + 1, 0, null, record);
       s.log.info({ ...record }, 'epoch');
       opts.progress?.onEpochEnd?.(record);
       acc = emptyAccumulator();
@@ -280,10 +358,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     return { runDir: s.layout.dir, records, interrupted, bestTestAcc: s.bestTestAcc, lastMask: s.lastMask ? Array.from(s.lastMask) : null };
   } catch (err) {
-    s.log.error({ err: (err as Error).message, epoch: epoch + 1 }, 'training failed');
+    try {
+      s.log.error({ err: (err as Error).message, epoch: epoch + 1 }, 'training failed');
+    } catch {
+      // The log may be on the disk that just filled up; the error itself matters more.
+    }
     if (err instanceof NonFiniteLossError) {
       const last = path.join(s.layout.checkpoints, 'last.json');
-      err.message += fs.existsSync(last) ? `; the last good checkpoint is ${last}` : '; no checkpoint was written yet';
+      let at = '';
+      try {
+        const sc = readCheckpointSidecar(s.layout.checkpoints, 'last');
+        at = sc.step > 0 ? ` (epoch ${sc.epoch + 1}, after step ${sc.step})` : ` (end of epoch ${sc.epoch})`;
+      } catch {
+        // no readable checkpoint: said below
+      }
+      err.message += fs.existsSync(last) ? `; the last good checkpoint is ${last}${at}` : '; no checkpoint was written yet';
     }
     throw err;
   } finally {

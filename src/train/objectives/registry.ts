@@ -1,5 +1,7 @@
 import { UserError } from '../../errors';
 import { ceObjective } from './ce';
+import { hbarObjective } from './hbar';
+import { vibObjective } from './vib';
 import { martObjective } from './mart';
 import { pgdAtObjective } from './pgd-at';
 import { tradesObjective } from './trades';
@@ -10,6 +12,8 @@ const OBJECTIVES: Record<string, Objective> = {
   'pgd-at': pgdAtObjective,
   trades: tradesObjective,
   mart: martObjective,
+  hbar: hbarObjective,
+  vib: vibObjective,
 };
 
 export function listObjectives(): string[] {

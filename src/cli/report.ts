@@ -1,0 +1,30 @@
+import type { CommandModule } from 'yargs';
+import { defaultContext } from './context';
+
+interface ReportArgs {
+  runs: string[];
+  out?: string;
+  eval?: string;
+  layout: 'main' | 'ablation' | 'all';
+  title?: string;
+  debug: boolean;
+}
+
+export const reportCommand: CommandModule<object, ReportArgs> = {
+  command: 'report <runs..>',
+  describe: 'aggregate evaluated runs (mean ± std over seeds) into paper-style tables: Markdown, LaTeX, CSV, JSON',
+  builder: (y) =>
+    y
+      .positional('runs', { type: 'string', array: true, describe: 'run directories, or folders holding them (e.g. runs/)' })
+      .option('out', { type: 'string', describe: 'output folder (default reports/<time>)' })
+      .option('eval', { type: 'string', describe: 'evaluation report to use in every run (file name in eval/); default: the newest with the most table columns' })
+      .option('layout', { choices: ['main', 'ablation', 'all'] as const, default: 'main' as const, describe: 'main: Tables 1-2 columns; ablation: Table 4; all: every attack' })
+      .option('title', { type: 'string', describe: 'table caption' }) as never,
+  handler: async (args) => {
+    const ctx = defaultContext(args.debug);
+    const { writeReport } = await import('../report/report');
+    const { table, files } = writeReport({ paths: args.runs, layout: args.layout, evalChoice: args.eval, outDir: args.out, title: args.title });
+    ctx.err.write(`${table.runs.length} run(s) in ${table.rows.length} row(s)\n`);
+    ctx.out.write(files.map((f) => `wrote ${f}`).join('\n') + '\n');
+  },
+};

@@ -1,0 +1,236 @@
+// `ibrar probe-layers`: train and evaluate every candidate of a layer probe, then write
+// probe.json / probe.csv / probe.md. Layout:
+//   <runsDir>/<name>-probe/<YYYYMMDD-HHMMSS>/
+//     probe-config.yaml  probe-state.json  probe.json  probe.csv  probe.md
+//     candidates/<id>/candidate.json  candidates/<id>/worker.log (--jobs > 1)
+//     candidates/<id>/<YYYYMMDD-HHMMSS>/   an ordinary run dir (config.yaml, metrics, checkpoints, eval/)
+// Re-running the same command (same resolved config and candidates) continues the newest
+// unfinished probe: finished candidates are kept, an interrupted candidate resumes its run from
+// its last checkpoint. --jobs N runs N candidates at once in worker processes
+// (`ibrar probe-layers --worker DIR --candidate ID`).
+import * as fs from 'fs';
+import * as path from 'path';
+import { spawn, type ChildProcess } from 'child_process';
+import type { ExperimentConfig } from '../config/schema';
+import { configToYaml } from '../config/load';
+import { UserError } from '../errors';
+import { configHash } from '../runs/configHash';
+import { listRunDirs, runTimestamp, assertWritableDir } from '../runs/runDir';
+import { writeFileAtomic, writeJsonAtomic } from '../runs/atomic';
+import type { TrainProgress } from '../train/trainer';
+import { candidatesRoot, probeCandidates, type Candidate } from './candidates';
+import { PROBE_CONFIG_FILE, readCandidate, readState, syncState, writeCandidate, writeState, type CandidateRecord, type ProbeState } from './state';
+import { buildProbeResult, probeCsv, probeMarkdown, type ProbeResult } from './table';
+import { probeBaseConfig, runCandidate } from './worker';
+
+export interface ProbeProgress {
+  onStart?(info: { probeDir: string; candidates: CandidateRecord[]; resumed: boolean; jobs: number }): void;
+  onCandidateStart?(c: CandidateRecord, index: number, total: number): void;
+  onCandidateEnd?(c: CandidateRecord, outcome: 'done' | 'interrupted' | 'failed'): void;
+  onNote?(message: string): void;
+  /** Passed to in-process training (--jobs 1). */
+  train?: TrainProgress;
+}
+
+export interface ProbeRequest {
+  /** The probe's config (not needed with `probeDir`, whose saved config is used). */
+  cfg?: ExperimentConfig;
+  /** Single-layer candidates (default: every tap). */
+  layers?: string[];
+  jobs?: number;
+  /** Continue this probe directory (default: the newest unfinished one with the same config). */
+  probeDir?: string;
+  /** Always start a new probe directory. */
+  fresh?: boolean;
+  progress?: ProbeProgress;
+  shouldStop?: () => boolean;
+  /** The CLI launcher for worker processes (default: this package's bin/ibrar.js). */
+  cliPath?: string;
+}
+
+export interface ProbeOutcome {
+  probeDir: string;
+  interrupted: boolean;
+  /** Candidates that failed this time (their errors are in the result rows / candidate files). */
+  failed: string[];
+  result: ProbeResult;
+  files: string[];
+}
+
+const sameCandidates = (a: readonly Candidate[], b: readonly Candidate[]) =>
+  a.length === b.length && a.every((c, i) => c.id === b[i].id && c.layers.join(',') === b[i].layers.join(','));
+
+function newProbeDir(cfg: ExperimentConfig): string {
+  const parent = path.join(cfg.runsDir, `${cfg.name}-probe`);
+  assertWritableDir(parent, 'probe folder');
+  const stamp = runTimestamp(new Date());
+  for (let n = 1; n < 10_000; n++) {
+    const dir = path.join(parent, n === 1 ? stamp : `${stamp}-${n}`);
+    try {
+      fs.mkdirSync(dir);
+      return dir;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  throw new UserError('too many probe directories with the same timestamp', parent);
+}
+
+/** The newest probe of this config and candidate list, or null. */
+function findExisting(cfg: ExperimentConfig, candidates: readonly Candidate[], hash: string): { dir: string; state: ProbeState } | null {
+  const dirs = listRunDirs(cfg.runsDir, `${cfg.name}-probe`).reverse();
+  for (const dir of dirs) {
+    const st = readState(dir);
+    if (st && st.configHash === hash && sameCandidates(st.candidates, candidates)) return { dir, state: st };
+  }
+  return null;
+}
+
+function openProbe(req: ProbeRequest): { probeDir: string; state: ProbeState; resumed: boolean } {
+  if (req.probeDir) {
+    const state = readState(req.probeDir);
+    if (!state) throw new UserError('not a probe directory (probe-state.json missing)', req.probeDir);
+    return { probeDir: path.resolve(req.probeDir), state: syncState(req.probeDir, state), resumed: true };
+  }
+  const cfg = req.cfg;
+  if (!cfg) throw new UserError('probe-layers needs a config or a probe directory to continue');
+  const candidates = probeCandidates(cfg, req.layers);
+  const hash = configHash(cfg);
+  const existing = req.fresh ? null : findExisting(cfg, candidates, hash);
+  if (existing) return { probeDir: path.resolve(existing.dir), state: syncState(existing.dir, existing.state), resumed: true };
+  const probeDir = path.resolve(newProbeDir(cfg));
+  writeFileAtomic(path.join(probeDir, PROBE_CONFIG_FILE), configToYaml(cfg));
+  const now = new Date().toISOString();
+  const state: ProbeState = {
+    format: 'ibrar-probe-state/1',
+    name: cfg.name,
+    configHash: hash,
+    createdAt: now,
+    updatedAt: now,
+    complete: false,
+    candidates: candidates.map((c) => ({ ...c, status: 'pending' })),
+  };
+  fs.mkdirSync(candidatesRoot(probeDir), { recursive: true });
+  writeState(probeDir, state);
+  return { probeDir, state, resumed: false };
+}
+
+function defaultCliPath(): string {
+  // dist/src/probe/probe.js → <package>/bin/ibrar.js
+  return path.resolve(__dirname, '..', '..', '..', 'bin', 'ibrar.js');
+}
+
+function writeOutputs(cfg: ExperimentConfig, probeDir: string, state: ProbeState): { result: ProbeResult; files: string[] } {
+  const result = buildProbeResult(cfg, probeDir, state.candidates);
+  const files = ['probe.json', 'probe.csv', 'probe.md'].map((f) => path.join(probeDir, f));
+  writeJsonAtomic(files[0], result);
+  writeFileAtomic(files[1], probeCsv(result));
+  writeFileAtomic(files[2], probeMarkdown(result));
+  return { result, files };
+}
+
+async function runInProcess(req: ProbeRequest, probeDir: string, state: ProbeState, pending: CandidateRecord[], failed: string[]): Promise<boolean> {
+  const total = state.candidates.length;
+  for (const c of pending) {
+    if (req.shouldStop?.()) return true;
+    req.progress?.onCandidateStart?.(c, state.candidates.findIndex((x) => x.id === c.id) + 1, total);
+    try {
+      const outcome = await runCandidate(probeDir, c.id, { shouldStop: req.shouldStop, progress: req.progress?.train });
+      syncState(probeDir, state);
+      writeState(probeDir, state);
+      req.progress?.onCandidateEnd?.(state.candidates.find((x) => x.id === c.id)!, outcome);
+      if (outcome === 'interrupted') return true;
+    } catch (err) {
+      failed.push(c.id);
+      syncState(probeDir, state);
+      writeState(probeDir, state);
+      req.progress?.onCandidateEnd?.(state.candidates.find((x) => x.id === c.id)!, 'failed');
+      req.progress?.onNote?.(`candidate ${c.id} failed: ${(err as Error).message}`);
+    }
+  }
+  return false;
+}
+
+function lastLines(file: string, n: number): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+async function runWorkers(req: ProbeRequest, probeDir: string, state: ProbeState, pending: CandidateRecord[], failed: string[], jobs: number): Promise<boolean> {
+  const cli = req.cliPath ?? defaultCliPath();
+  if (!fs.existsSync(cli)) throw new Error(`worker launcher not found: ${cli}`);
+  const total = state.candidates.length;
+  const queue = [...pending];
+  const running = new Map<string, { child: ChildProcess; exit: Promise<number> }>();
+  let stopping = false;
+  let interrupted = false;
+  const launch = (c: CandidateRecord) => {
+    const log = path.join(candidatesRoot(probeDir), c.id, 'worker.log');
+    fs.mkdirSync(path.dirname(log), { recursive: true });
+    const fd = fs.openSync(log, 'a');
+    const child = spawn(process.execPath, [cli, 'probe-layers', '--worker', probeDir, '--candidate', c.id], { stdio: ['ignore', fd, fd] });
+    fs.closeSync(fd);
+    const exit = new Promise<number>((resolve) => {
+      child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 1)));
+      child.on('error', () => resolve(1));
+    });
+    running.set(c.id, { child, exit });
+    req.progress?.onCandidateStart?.(c, state.candidates.findIndex((x) => x.id === c.id) + 1, total);
+  };
+  const stopAll = () => {
+    if (stopping) return;
+    stopping = true;
+    for (const { child } of running.values()) child.kill('SIGTERM');
+  };
+  try {
+    while (queue.length || running.size) {
+      if (req.shouldStop?.()) stopAll();
+      while (!stopping && queue.length && running.size < jobs) launch(queue.shift()!);
+      if (running.size === 0) break;
+      const tick = new Promise<null>((r) => setTimeout(() => r(null), 200));
+      const ended = await Promise.race([...[...running].map(([id, r]) => r.exit.then((code) => ({ id, code }))), tick]);
+      if (!ended) continue;
+      running.delete(ended.id);
+      syncState(probeDir, state);
+      writeState(probeDir, state);
+      const rec = state.candidates.find((x) => x.id === ended.id)!;
+      if (ended.code === 0 && rec.status === 'done') req.progress?.onCandidateEnd?.(rec, 'done');
+      else if (ended.code === 130 || ended.code === 143 || stopping) {
+        interrupted = true;
+        req.progress?.onCandidateEnd?.(rec, 'interrupted');
+      } else {
+        failed.push(rec.id);
+        if (rec.status !== 'failed') writeCandidate(probeDir, { ...rec, status: 'failed', error: `worker exited with code ${ended.code}` });
+        syncState(probeDir, state);
+        writeState(probeDir, state);
+        const log = path.join(candidatesRoot(probeDir), rec.id, 'worker.log');
+        req.progress?.onCandidateEnd?.(rec, 'failed');
+        req.progress?.onNote?.(`candidate ${rec.id} failed (exit ${ended.code}); last lines of ${log}:\n${lastLines(log, 5)}`);
+      }
+    }
+  } finally {
+    // Only reached with children still running if something above threw.
+    for (const { child } of running.values()) child.kill('SIGKILL');
+  }
+  return interrupted || (stopping && queue.length > 0);
+}
+
+export async function runProbe(req: ProbeRequest): Promise<ProbeOutcome> {
+  const jobs = Math.max(1, Math.floor(req.jobs ?? 1));
+  const { probeDir, state, resumed } = openProbe(req);
+  const cfg = probeBaseConfig(probeDir);
+  req.progress?.onStart?.({ probeDir, candidates: state.candidates, resumed, jobs });
+  // A candidate a dead worker left as `failed` is retried; `done` ones are kept.
+  const pending = state.candidates.filter((c) => c.status !== 'done');
+  for (const c of pending) if (c.status === 'failed') writeCandidate(probeDir, { ...(readCandidate(probeDir, c.id) ?? c), status: 'pending', error: undefined });
+  syncState(probeDir, state);
+  const failed: string[] = [];
+  const interrupted = jobs === 1 ? await runInProcess(req, probeDir, state, pending, failed) : await runWorkers(req, probeDir, state, pending, failed, jobs);
+  syncState(probeDir, state);
+  writeState(probeDir, state);
+  const { result, files } = writeOutputs(cfg, probeDir, state);
+  return { probeDir, interrupted, failed, result, files };
+}

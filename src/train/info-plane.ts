@@ -1,0 +1,195 @@
+// Held-out monitoring during training (`train.monitor`), on a fixed batch: the first `n`
+// examples of the TEST split, model in eval mode (with the stored mask when `applyAtEval`).
+//   infoPlaneEvery: every N global steps, HSIC(X, T_l) and HSIC(Y, T_l) of every tap (the
+//     information plane of the paper's Fig. 5), same estimator as the IB terms (σ and the Y
+//     kernel from `ib`) → <run>/info_plane.jsonl, one line per record.
+//   advAccEvery: at the end of every N-th epoch, clean and adversarial accuracy under
+//     `monitor.attack` (ε and steps from `eval`) → <run>/adv_curve.jsonl.
+// Records are appended as they happen; on resume the lines past the checkpoint are dropped, so
+// a resumed run has the same lines as an uninterrupted one. Nothing here changes the model or
+// the training randomness.
+import * as fs from 'fs';
+import * as path from 'path';
+import { tf } from '../engine/tf';
+import { Rng } from '../engine/rng';
+import type { ExperimentConfig, MonitorConfig } from '../config/schema';
+import { monitorSchema } from '../config/schema';
+import { testBatches, toTensors, sliceSplit, type Dataset } from '../data';
+import type { Model } from '../models/types';
+import { ccaTarget, hsicCcaMany, type CcaTarget } from '../ib';
+import { getAttack } from '../attacks/registry';
+import { targetFromModel } from '../attacks/target';
+import { attackParams } from '../eval/evaluate';
+import { writeFileAtomic } from '../runs/atomic';
+import { constantMaskHook } from './ib-hooks';
+
+export interface InfoPlaneRecord {
+  /** Global optimisation steps done when recorded (0 = before training). */
+  step: number;
+  /** Fractional epochs done: step / stepsPerEpoch. */
+  epoch: number;
+  /** step / total steps of the run, in [0, 1] (the colour of the point in the figure). */
+  progress: number;
+  n: number;
+  /** HSIC(X, T_l) per tap. */
+  hx: Record<string, number>;
+  /** HSIC(Y, T_l) per tap. */
+  hy: Record<string, number>;
+}
+
+export interface AdvCurveRecord {
+  /** 1-based epoch whose end this is. */
+  epoch: number;
+  step: number;
+  n: number;
+  attack: string;
+  eps: number;
+  steps: number | null;
+  clean_acc: number;
+  adv_acc: number;
+}
+
+export const INFO_PLANE_FILE = 'info_plane.jsonl';
+export const ADV_CURVE_FILE = 'adv_curve.jsonl';
+
+function readJsonl<T>(file: string): T[] {
+  if (!fs.existsSync(file)) return [];
+  const out: T[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as T);
+    } catch {
+      // A line cut short by a kill is dropped (the record is recomputed on resume).
+    }
+  }
+  return out;
+}
+
+export function readInfoPlane(runDir: string): InfoPlaneRecord[] {
+  return readJsonl<InfoPlaneRecord>(path.join(runDir, INFO_PLANE_FILE));
+}
+
+export function readAdvCurve(runDir: string): AdvCurveRecord[] {
+  return readJsonl<AdvCurveRecord>(path.join(runDir, ADV_CURVE_FILE));
+}
+
+/** Keep the records `keep` accepts (and only complete lines), rewriting the file atomically. */
+function truncateJsonl<T>(file: string, keep: (r: T) => boolean): void {
+  if (!fs.existsSync(file)) return;
+  const kept = readJsonl<T>(file).filter(keep);
+  writeFileAtomic(file, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+}
+
+export interface MonitorArgs {
+  cfg: ExperimentConfig;
+  runDir: string;
+  dataset: Dataset;
+  model: Model;
+  /** Global steps already done (a resumed run's checkpoint). */
+  globalStep: number;
+  /** Epochs completed before this session. */
+  completedEpochs: number;
+  stepsPerEpoch: number;
+}
+
+export class TrainingMonitor {
+  private readonly settings: MonitorConfig;
+  private readonly x: Float32Array;
+  private readonly y: Int32Array;
+  private readonly shape: [number, number, number];
+  private readonly m: number;
+  private targets: [CcaTarget, CcaTarget] | null = null;
+  private lastInfoStep = -1;
+
+  private constructor(private readonly a: MonitorArgs) {
+    this.settings = a.cfg.train.monitor ?? monitorSchema.parse({});
+    const split = sliceSplit(a.dataset.test, 0, Math.min(this.settings.n, a.dataset.test.n));
+    const batch = testBatches(split, split.n).next().value!;
+    this.x = batch.x;
+    this.y = batch.y;
+    this.shape = batch.shape;
+    this.m = batch.n;
+  }
+
+  /** null when nothing is to be recorded. Drops lines past the checkpoint on resume. */
+  static open(a: MonitorArgs): TrainingMonitor | null {
+    const s = a.cfg.train.monitor;
+    if (!s || (!s.infoPlaneEvery && !s.advAccEvery) || a.dataset.test.n === 0) return null;
+    const mon = new TrainingMonitor(a);
+    truncateJsonl<InfoPlaneRecord>(path.join(a.runDir, INFO_PLANE_FILE), (r) => typeof r.step === 'number' && r.step <= a.globalStep);
+    truncateJsonl<AdvCurveRecord>(path.join(a.runDir, ADV_CURVE_FILE), (r) => typeof r.epoch === 'number' && r.epoch <= a.completedEpochs);
+    if (s.infoPlaneEvery && a.globalStep === 0) mon.recordInfoPlane(0, null);
+    else mon.lastInfoStep = a.globalStep;
+    return mon;
+  }
+
+  /** After each training step; `epoch` and `stepInEpoch` are 0-based. */
+  async afterStep(globalStep: number, epoch: number, stepInEpoch: number, mask: Float32Array | null): Promise<void> {
+    const { infoPlaneEvery, advAccEvery } = this.settings;
+    const evalMask = this.a.cfg.ib.mask.applyAtEval ? mask : null;
+    if (infoPlaneEvery && globalStep % infoPlaneEvery === 0 && globalStep !== this.lastInfoStep) this.recordInfoPlane(globalStep, evalMask);
+    const epochDone = stepInEpoch + 1 === this.a.stepsPerEpoch;
+    if (advAccEvery && epochDone && (epoch + 1) % advAccEvery === 0) await this.recordAdvAcc(epoch + 1, globalStep, evalMask);
+  }
+
+  private tensors(): { x: tf.Tensor4D; y: tf.Tensor1D; yOneHot: tf.Tensor2D } {
+    return toTensors({ x: this.x, y: this.y, n: this.m, shape: this.shape }, this.a.dataset.numClasses);
+  }
+
+  private recordInfoPlane(step: number, mask: Float32Array | null): void {
+    const { cfg, model, stepsPerEpoch } = this.a;
+    const sigma = cfg.ib.sigma;
+    const hx: Record<string, number> = {};
+    const hy: Record<string, number> = {};
+    tf.tidy(() => {
+      const { x, yOneHot } = this.tensors();
+      this.targets ??= [ccaTarget(x, 'gaussian', { sigma }), ccaTarget(yOneHot, cfg.ib.yKernel, { sigma })];
+      const { taps } = model.forward(x, { training: false, channelMask: mask ? constantMaskHook(mask) : undefined });
+      const out = new Float64Array(2);
+      for (const name of model.tapNames) {
+        hsicCcaMany(taps[name], this.targets, { sigma }, out);
+        hx[name] = out[0];
+        hy[name] = out[1];
+      }
+    });
+    const total = cfg.train.epochs * stepsPerEpoch;
+    const rec: InfoPlaneRecord = { step, epoch: step / stepsPerEpoch, progress: total > 0 ? step / total : 0, n: this.m, hx, hy };
+    fs.appendFileSync(path.join(this.a.runDir, INFO_PLANE_FILE), JSON.stringify(rec) + '\n');
+    this.lastInfoStep = step;
+  }
+
+  private async recordAdvAcc(epoch: number, step: number, mask: Float32Array | null): Promise<void> {
+    const { cfg, model } = this.a;
+    const name = this.settings.attack;
+    const attack = getAttack(name);
+    const params = attackParams(attack.name, { eps: cfg.eval.eps, steps: cfg.eval.steps });
+    const target = targetFromModel(model, { channelMask: mask ? constantMaskHook(mask) : undefined });
+    const { x, y, yOneHot } = this.tensors();
+    try {
+      const cleanPred = tf.tidy(() => tf.argMax(target.logits(x), 1).dataSync() as Int32Array);
+      const res = await attack.run({ target, rng: new Rng(cfg.seed).fork(`monitor-${epoch}`) }, x, y, params as never);
+      const advPred = tf.tidy(() => tf.argMax(target.logits(res.xAdv), 1).dataSync() as Int32Array);
+      res.xAdv.dispose();
+      let clean = 0;
+      let adv = 0;
+      for (let i = 0; i < this.m; i++) {
+        if (cleanPred[i] === this.y[i]) clean++;
+        if (advPred[i] === this.y[i]) adv++;
+      }
+      const rec: AdvCurveRecord = {
+        epoch,
+        step,
+        n: this.m,
+        attack: attack.name,
+        eps: cfg.eval.eps,
+        steps: typeof params.steps === 'number' ? params.steps : null,
+        clean_acc: clean / this.m,
+        adv_acc: adv / this.m,
+      };
+      fs.appendFileSync(path.join(this.a.runDir, ADV_CURVE_FILE), JSON.stringify(rec) + '\n');
+    } finally {
+      tf.dispose([x, y, yOneHot]);
+    }
+  }
+}
