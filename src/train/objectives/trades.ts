@@ -2,9 +2,9 @@
 // 0.5·KL, x_adv from the CE-PGD); `original` is Zhang et al. (CE on clean logits + 6·KL,
 // x_adv maximising the KL). Under IB-RAR the IB terms are taken on the taps of both
 // forward passes, each paired with clean X (method.md §1.3).
-import { tf } from '../../engine/tf';
 import { craftPgd, craftTradesKl } from '../adversary';
 import { tradesCodeLoss, tradesOriginalLoss } from './losses';
+import { twoPassLoss } from './two-pass';
 import type { Objective } from './types';
 
 export const tradesObjective: Objective = {
@@ -15,22 +15,9 @@ export const tradesObjective: Objective = {
     return { xAdv: await craftPgd(ctx.model, ctx.x, ctx.y, t.attack, ctx.rng) };
   },
   loss(ctx, prepared) {
-    const t = ctx.cfg.train;
-    const nat = ctx.model.forward(ctx.x, { training: true, channelMask: ctx.channelMask });
-    const adv = ctx.model.forward(prepared.xAdv!, { training: true, channelMask: ctx.channelMask });
-    const { loss, parts } =
-      t.trades.variant === 'original'
-        ? tradesOriginalLoss(nat.logits, adv.logits, ctx.yOneHot, t.trades.beta ?? 6)
-        : tradesCodeLoss(nat.logits, adv.logits, ctx.yOneHot, t.trades.beta ?? 0.5);
-    const logs: Record<string, tf.Scalar | number> = { ...parts };
-    let total = loss;
-    if (ctx.ib) {
-      const ibNat = ctx.ib(nat.taps, ctx.x, ctx.yOneHot, '');
-      const ibAdv = ctx.ib(adv.taps, ctx.cfg.ib.input === 'adversarial' ? prepared.xAdv! : ctx.x, ctx.yOneHot, 'adv/');
-      const ib = tf.add(ibNat.loss, ibAdv.loss) as tf.Scalar;
-      total = tf.add(total, ib);
-      Object.assign(logs, ibNat.logs, ibAdv.logs, { ib });
-    }
-    return { total, logs, logitsForAccuracy: adv.logits };
+    const t = ctx.cfg.train.trades;
+    return twoPassLoss(ctx, prepared, (nat, adv) =>
+      t.variant === 'original' ? tradesOriginalLoss(nat, adv, ctx.yOneHot, t.beta ?? 6) : tradesCodeLoss(nat, adv, ctx.yOneHot, t.beta ?? 0.5),
+    );
   },
 };
