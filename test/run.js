@@ -22,5 +22,7 @@ if (files.length === 0) {
   console.error('no test files found under ' + root);
   process.exit(1);
 }
-const res = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+// Two test files run at once on 2 cores: one thread each for the optional native kernels.
+const env = { ...process.env, IBRAR_NATIVE_THREADS: process.env.IBRAR_NATIVE_THREADS || '1' };
+const res = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit', env });
 process.exit(res.status === null ? 1 : res.status);

@@ -30,6 +30,13 @@ export const infoCommand: CommandModule<object, { backend: string; json: boolean
       `backend: ${info.active} (requested ${info.requested}, from ${info.provider}), tfjs ${info.tfjsVersion}`,
     ];
     if (info.active === 'wasm') lines.push(`wasm: SIMD ${info.simd ? 'yes' : 'no'}, threads ${info.threads ? 'yes' : 'no (single-threaded in Node)'}`);
+    if (info.native) {
+      lines.push(
+        info.native.loaded
+          ? `native kernels (oneDNN): ${info.native.kernels.join(', ')}${info.native.runtime ? ` [${info.native.runtime}]` : ''}`
+          : `native kernels: not loaded (${info.native.reason ?? 'unknown'}); using the wasm kernels`,
+      );
+    }
     lines.push(`kernels patched or native: ${info.patchedKernels.length ? info.patchedKernels.join(', ') : 'none'}`);
     for (const s of info.skipped) lines.push(`skipped: ${s}`);
     ctx.out.write(lines.join('\n') + '\n');

@@ -19,7 +19,11 @@ export function trainProgress(ctx: CliContext): TrainProgress & { stop(): void }
       epochs = info.epochs;
       ctx.err.write(
         `run dir: ${info.runDir}\nbackend: ${info.backend.active} (${info.backend.provider})` +
-          (info.backend.patchedKernels.length ? `, ${info.backend.patchedKernels.length} patched kernels` : '') +
+          (info.backend.native
+            ? info.backend.native.loaded
+              ? `, native oneDNN kernels`
+              : `, wasm kernels (native kernels not loaded: ${info.backend.native.reason ?? 'unknown'})`
+            : '') +
           `; ${info.stepsPerEpoch} steps/epoch` +
           (info.startEpoch > 0 ? `; resuming at epoch ${info.startEpoch + 1}` : '') +
           '\n',

@@ -1,7 +1,10 @@
 // Backend selection. `auto` prefers a native TensorFlow binding (GPU first), then the
 // embedded wasm backend (patched for training, see ./kernels), then the pure-JS cpu backend.
 import { tf } from './tf';
+import { UserError } from '../errors';
 import { registerWasmKernelPatches } from './kernels';
+import { registerNativeKernels } from './native';
+import { loadWebGpu } from './webgpu';
 
 import type { BackendName } from './backends';
 export { BACKENDS, type BackendName } from './backends';
@@ -20,6 +23,8 @@ export interface BackendInfo {
   patchedKernels: string[];
   /** Why earlier candidates of `auto` were skipped. */
   skipped: string[];
+  /** Native (oneDNN) kernels over the wasm backend: loaded, or why not. */
+  native?: { loaded: boolean; kernels: string[]; reason?: string; runtime?: string };
 }
 
 let current: BackendInfo | null = null;
@@ -83,6 +88,7 @@ export async function initBackend(requested: BackendName = 'auto'): Promise<Back
   const skipped: string[] = [];
   let provider: string | null = null;
   let patched: string[] = [];
+  let native: BackendInfo['native'];
 
   if (requested === 'tensorflow' || requested === 'auto') {
     provider = await tryTensorflow(skipped);
@@ -94,14 +100,25 @@ export async function initBackend(requested: BackendName = 'auto'): Promise<Back
     }
   }
   if (!provider && requested === 'webgpu') {
-    const err = tryRequire('@tensorflow/tfjs-backend-webgpu');
-    if (err === null && (await activate('webgpu'))) provider = '@tensorflow/tfjs-backend-webgpu';
-    else throw new BackendUnavailableError('webgpu', `install @tensorflow/tfjs-backend-webgpu@4.22.0 and the 'webgpu' package (${err ?? 'no adapter'})`);
+    // Dawn through the `webgpu` package; options in IBRAR_WEBGPU_* (see ./webgpu).
+    try {
+      const gpu = await loadWebGpu();
+      provider = `@tensorflow/tfjs-backend-webgpu on ${gpu.adapter} [${gpu.attempt.dawn.join(',') || 'dawn default'}, ${gpu.attempt.featureLevel}]`;
+      skipped.push(...gpu.skipped.map((s) => `webgpu ${s}`));
+      patched = gpu.patchedKernels;
+    } catch (err) {
+      throw new BackendUnavailableError('webgpu', (err as Error).message);
+    }
   }
   if (!provider && (requested === 'wasm' || requested === 'auto')) {
     if (await tryWasm(skipped)) {
       provider = '@tensorflow/tfjs-backend-wasm';
       patched = registerWasmKernelPatches();
+      // Optional oneDNN kernels take over the heavy ops where the addon was built (npm ci builds
+      // it when libdnnl-dev is installed); otherwise the patched wasm kernels stay in place.
+      const res = registerNativeKernels();
+      native = { loaded: res.loaded, kernels: res.kernels, reason: res.reason, runtime: res.runtime };
+      if (res.loaded) patched = [...new Set([...patched, ...res.kernels])];
     } else if (requested === 'wasm') {
       throw new BackendUnavailableError('wasm', skipped.join('; '));
     }
@@ -118,6 +135,7 @@ export async function initBackend(requested: BackendName = 'auto'): Promise<Back
     tfjsVersion: tf.version_core,
     patchedKernels: patched,
     skipped,
+    ...(native ? { native } : {}),
   };
   if (info.active === 'wasm') {
     info.simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
@@ -127,12 +145,12 @@ export async function initBackend(requested: BackendName = 'auto'): Promise<Back
   return info;
 }
 
-export class BackendUnavailableError extends Error {
+export class BackendUnavailableError extends UserError {
   constructor(
     readonly backend: string,
     detail: string,
   ) {
-    super(`backend '${backend}' is not available: ${detail}`);
+    super(`backend '${backend}' is not available: ${detail}`, undefined, 'backend');
     this.name = 'BackendUnavailableError';
   }
 }

@@ -15,6 +15,9 @@ type Stride = number | [number, number];
 
 const PATCHED = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'BatchMatMul'];
 
+// These tests are about the pure-wasm kernels; the optional native ones have their own tests.
+process.env.IBRAR_NATIVE = '0';
+
 before(async () => {
   const info = await initBackend('wasm');
   assert.equal(info.active, 'wasm');
