@@ -139,7 +139,7 @@ export async function evaluateRun(req: EvalRequest, opts: { progress?: EvalProgr
     let b = 0;
     for (const batch of testBatches(split, req.batchSize)) {
       if (b++ < state.doneBatches) continue;
-      const { x, y } = toTensors(batch, dataset.numClasses);
+      const { x, y, yOneHot } = toTensors(batch, dataset.numClasses);
       try {
         const clean = tf.tidy(() => tf.argMax(target.logits(x), 1).dataSync() as Int32Array);
         state.clean.push(...clean);
@@ -155,8 +155,8 @@ export async function evaluateRun(req: EvalRequest, opts: { progress?: EvalProgr
           if (res.queries !== undefined) state.extraSums[a].queries = (state.extraSums[a].queries ?? 0) + res.queries;
         }
       } finally {
-        x.dispose();
-        y.dispose();
+        // All three: the unused one-hot matrix leaked one tensor per batch before.
+        tf.dispose([x, y, yOneHot]);
       }
       state.doneBatches = b;
       writeJsonAtomic(statePath, state);

@@ -190,6 +190,10 @@ export class MetricsWriter {
     try {
       fs.writeSync(fd, text);
       if (this.fsync) fs.fsyncSync(fd);
+    } catch (err) {
+      // write(fd) errors (ENOSPC...) carry no path; callers report which file it was.
+      (err as NodeJS.ErrnoException).path ??= file;
+      throw err;
     } finally {
       fs.closeSync(fd);
     }

@@ -297,7 +297,7 @@ export function readCheckpointSidecar(dir: string, tag: string): CheckpointSidec
       const orphan = fs.existsSync(checkpointPaths(dir, tag).weights);
       throw new UserError(
         orphan
-          ? `no checkpoint '${tag}': the sidecar is missing although ${tag}.safetensors exists (a save was interrupted before it committed)`
+          ? `no checkpoint '${tag}': the sidecar is missing although ${tag}.safetensors exists (it was deleted or moved: without it the data cannot be verified)`
           : `no checkpoint '${tag}' in ${dir}`,
         file,
       );

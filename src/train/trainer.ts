@@ -374,6 +374,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       err.message += fs.existsSync(last) ? `; the last good checkpoint is ${last}${at}` : '; no checkpoint was written yet';
     }
+    const io = err as NodeJS.ErrnoException;
+    if (!(err instanceof UserError) && typeof io.code === 'string' && io.syscall) {
+      // A file-system failure outside the checkpoint (metrics, log: disk full, quota...) is
+      // not a bug; the committed checkpoint is untouched.
+      throw new UserError(`${io.message}; the last checkpoint is intact. Fix it, then continue with: ibrar train --resume ${s.layout.dir}`, io.path ?? s.layout.dir);
+    }
     throw err;
   } finally {
     await s.log.close();

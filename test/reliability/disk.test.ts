@@ -1,0 +1,141 @@
+// Disk faults. An unwritable runs folder is reported before training starts. A full disk
+// (ENOSPC) while a checkpoint is written leaves the previous checkpoint intact and loadable,
+// leaves no temp file behind, and `--resume` later continues exactly.
+//
+// How the faults are made: tests run as root here, and root ignores permission bits, so the
+// unwritable folder is one whose parent is a regular file (mkdir fails with ENOTDIR for any
+// user). A full disk cannot be made without mounting a small filesystem (needs privileges),
+// so ENOSPC is injected at the fs boundary by test/reliability/fault-preload.ts: the write
+// stores part of its bytes and then fails with code ENOSPC, as write(2) does on a full disk.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { UserError } from '../../src/errors';
+import { train } from '../../src/train/trainer';
+import { readCheckpointFiles, readCheckpointSidecar } from '../../src/train/checkpoint';
+import { runLayout } from '../../src/runs/runDir';
+import { tinyConfig, tempDir } from '../helpers/configs';
+import { installFsFaults } from './fault-preload';
+import { exactMetrics, hasStackTrace, runCli, runDirsOf, snapshot, tinyYaml } from './cli';
+
+const root = tempDir('ibrar-disk-');
+
+test('a runs folder that cannot be created: exit 2 naming it, before training, nothing written', { timeout: 60_000 }, async () => {
+  const blocker = path.join(root, 'not-a-folder');
+  fs.writeFileSync(blocker, 'a regular file where a folder is needed\n');
+  const cfg = path.join(root, 'unwritable.yaml');
+  fs.writeFileSync(cfg, tinyYaml(path.join(blocker, 'runs')));
+  const before = snapshot(root);
+  const res = await runCli(['train', '--config', cfg]);
+  assert.equal(res.code, 2, res.stderr);
+  assert.match(res.stderr, new RegExp(`ibrar: ${path.join(blocker, 'runs', 'tiny').replace(/[.]/g, '\\.')}: cannot create the runs folder \\(ENOTDIR`));
+  assert.doesNotMatch(res.stderr, /run dir:|epoch 1/, 'reported before training starts');
+  assert.ok(!hasStackTrace(res.stderr));
+  assert.deepEqual([...snapshot(root).keys()], [...before.keys()]);
+});
+
+test('--resume of a run dir that is a file: exit 2', { timeout: 30_000 }, async () => {
+  const res = await runCli(['train', '--resume', path.join(root, 'not-a-folder')]);
+  assert.equal(res.code, 2, res.stderr);
+  assert.match(res.stderr, /not a run directory \(config\.yaml missing\)/);
+});
+
+const base = { train: { epochs: 3, checkpointEvery: 3 } };
+let reference: ReturnType<typeof exactMetrics>;
+
+test('reference: uninterrupted in-process run', async () => {
+  const res = await train({ cfg: tinyConfig(base) });
+  reference = exactMetrics(res.runDir);
+});
+
+// Which write hits the full disk: the weights, the optimizer slots, or the sidecar (the commit point).
+const WHICH: Array<[string, RegExp]> = [
+  ['weights file', /^\.last\.[0-9a-f]{12}\.safetensors\./],
+  ['optimizer file', /^\.last\.[0-9a-f]{12}\.optim\.safetensors\./],
+  ['sidecar (commit point)', /^\.last\.json\./],
+];
+
+for (const [what, pattern] of WHICH) {
+  test(`ENOSPC while writing the ${what}: clear error, previous checkpoint intact, resume exact`, async () => {
+    const cfg = tinyConfig(base);
+    let armed = false;
+    const faults = installFsFaults({ dir: cfg.runsDir, failWrite: (file) => armed && pattern.test(path.basename(file)) });
+    let runDir = '';
+    try {
+      await assert.rejects(
+        train({
+          cfg,
+          progress: {
+            onStart: (i) => void (runDir = i.runDir),
+            // Fill the disk once epoch 1 is safely checkpointed.
+            onEpochEnd: () => void (armed = true),
+          },
+        }),
+        (e: unknown) => {
+          assert.ok(e instanceof UserError, String(e));
+          assert.equal(e.file, runLayout(runDir).checkpoints);
+          assert.match(e.message, /cannot write checkpoint 'last' \(ENOSPC: no space left on device, write\)/);
+          assert.ok(e.message.includes(`the previous checkpoint ${path.join(runLayout(runDir).checkpoints, 'last.json')} is intact`), e.message);
+          assert.ok(e.message.includes(`ibrar train --resume ${runDir}`), e.message);
+          return true;
+        },
+      );
+    } finally {
+      faults.uninstall();
+    }
+    const dir = runLayout(runDir).checkpoints;
+    const ck = readCheckpointSidecar(dir, 'last');
+    assert.deepEqual([ck.epoch, ck.step], [1, 0], 'last is still the end-of-epoch-1 checkpoint');
+    assert.doesNotThrow(() => readCheckpointFiles(dir, 'last'));
+    assert.doesNotThrow(() => readCheckpointFiles(dir, 'best'));
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'the torn temp file was removed');
+    assert.ok(!fs.existsSync(runLayout(runDir).lock), 'the lock was released');
+
+    const resumed = await train({ resumeDir: runDir });
+    assert.equal(resumed.interrupted, false);
+    assert.deepEqual(exactMetrics(runDir), reference);
+  });
+}
+
+test('ENOSPC while appending metrics: a clear error naming metrics.jsonl, the checkpoint before it intact', async () => {
+  const cfg = tinyConfig(base);
+  let epochs = 0;
+  const faults = installFsFaults({ dir: cfg.runsDir, failWrite: (file) => epochs >= 1 && path.basename(file) === 'metrics.jsonl' });
+  let runDir = '';
+  try {
+    await assert.rejects(
+      train({ cfg, progress: { onStart: (i) => void (runDir = i.runDir), onEpochEnd: () => void epochs++ } }),
+      (e: unknown) => {
+        assert.ok(e instanceof UserError, String(e));
+        assert.equal(e.file, runLayout(runDir).metricsJsonl);
+        assert.match(e.message, /ENOSPC: no space left on device, write; the last checkpoint is intact/);
+        return true;
+      },
+    );
+  } finally {
+    faults.uninstall();
+  }
+  const ck = readCheckpointSidecar(runLayout(runDir).checkpoints, 'last');
+  assert.deepEqual([ck.epoch, ck.step], [1, 7], 'the last mid-epoch checkpoint of epoch 2 (global step 15, every 3) is the last one');
+  const resumed = await train({ resumeDir: runDir });
+  assert.equal(resumed.interrupted, false);
+  assert.deepEqual(exactMetrics(runDir), reference, 'the torn metrics line was dropped and the epoch redone');
+});
+
+test('ENOSPC through the CLI: exit 2, one message, no stack trace', { timeout: 60_000 }, async () => {
+  const runs = path.join(root, 'cli-enospc');
+  const cfg = path.join(root, 'cli-enospc.yaml');
+  fs.writeFileSync(cfg, tinyYaml(runs, { train: 'checkpointEvery: 2' }));
+  // The first checkpoint (weights, optimizer, sidecar: 3 writes) succeeds, the second fails.
+  const res = await runCli(['train', '--config', cfg], { faults: true, env: { IBRAR_FAULT_DIR: runs, IBRAR_FAULT_ENOSPC_FROM: '4' } });
+  assert.equal(res.code, 2, res.stderr);
+  const [runDir] = runDirsOf(runs);
+  assert.match(res.stderr, /ibrar: \S+checkpoints: cannot write checkpoint 'last' \(ENOSPC: no space left on device, write\); the previous checkpoint \S+last\.json is intact/);
+  assert.ok(!hasStackTrace(res.stderr));
+  const ck = readCheckpointSidecar(runLayout(runDir).checkpoints, 'last');
+  assert.deepEqual([ck.epoch, ck.step], [0, 2]);
+  const resumed = await runCli(['train', '--resume', runDir]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal(exactMetrics(runDir).length, 3);
+});
