@@ -152,6 +152,19 @@ async function main(): Promise<void> {
     console.log(formatReport(r));
   }
   const bad = reports.filter((r) => !r.tensorsFlat || r.rssGrowth > 0.05);
+  const path = await import('path');
+  const { writeJsonAtomic } = await import('../src/runs/atomic');
+  const out = arg('--out', path.join(__dirname, '..', '..', 'bench', 'results', 'memory.json'));
+  (await import('fs')).mkdirSync(path.dirname(out), { recursive: true });
+  writeJsonAtomic(out, {
+    createdAt: new Date().toISOString(),
+    machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version },
+    backend,
+    steps,
+    // Samples are taken every 25 steps after a full GC, once a warm-up has run.
+    reports: reports.map(({ samples, ...rest }) => ({ ...rest, samples: samples.length })),
+  });
+  console.log(`wrote ${out}`);
   console.log(bad.length === 0 ? 'memory flat: every numTensors constant after warm-up, RSS within 5%' : `NOT FLAT: ${bad.map((r) => r.label).join(', ')}`);
   process.exitCode = bad.length === 0 ? 0 : 1;
 }

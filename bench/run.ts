@@ -97,8 +97,11 @@ async function timeIbrar(row: Row, reps: number, warmup: number): Promise<number
   const batch = { x, y, n: row.batch, shape: [32, 32, 3] as [number, number, number] };
   const stepper = new TrainStepper(cfg, model, 10);
   const xt = tf.tensor4d(x, [row.batch, 32, 32, 3]);
-  const yt = tf.tensor1d(y, 'int32');
   const target = targetFromModel(model);
+  // Attacks label each input with the model's own prediction, so every example starts correctly
+  // classified and is attacked for all iterations (APGD, like AutoAttack, skips wrong ones).
+  const attackRow = row.step === 'pgd10-attack' || row.step === 'apgd100-attack';
+  const yt = attackRow ? tf.tidy(() => tf.cast(tf.argMax(target.logits(xt), 1), 'int32') as tf.Tensor1D) : tf.tensor1d(y, 'int32');
   const once = async (i: number) => {
     switch (row.step) {
       case 'forward':

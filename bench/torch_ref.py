@@ -134,6 +134,10 @@ def run_row(row, reps, warmup):
     y1h = F.one_hot(y, 10).float()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     step = row["step"]
+    # Attack rows label each input with the model's own prediction (as the ibrar side does).
+    model.eval()
+    with torch.no_grad():
+        y_pred = model(x)[0].argmax(1)
 
     def once():
         if step == "forward":
@@ -159,10 +163,10 @@ def run_row(row, reps, warmup):
             opt.step()
         elif step == "pgd10-attack":
             model.eval()
-            pgd(model, x, y)
+            pgd(model, x, y_pred)
         elif step == "grad100-attack":
             model.eval()
-            pgd(model, x, y, steps=100)
+            pgd(model, x, y_pred, steps=100)
         else:
             raise SystemExit(f"unknown step {step}")
 
