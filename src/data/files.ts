@@ -70,17 +70,6 @@ export function tempPathFor(finalPath: string): string {
   );
 }
 
-export async function writeFileAtomic(finalPath: string, data: Uint8Array | string): Promise<void> {
-  const tmp = tempPathFor(finalPath);
-  try {
-    await fs.promises.writeFile(tmp, data);
-    await fs.promises.rename(tmp, finalPath);
-  } catch (err) {
-    await fs.promises.rm(tmp, { force: true });
-    throw err;
-  }
-}
-
 /**
  * Files written under temp names and moved into place together once all are checked:
  * either every file appears under its final name or none does.
