@@ -13,7 +13,7 @@ type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 type Stride = number | [number, number];
 
-const PATCHED = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'BatchMatMul'];
+const PATCHED = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'BatchMatMul', 'Sign'];
 
 // These tests are about the pure-wasm kernels; the optional native ones have their own tests.
 process.env.IBRAR_NATIVE = '0';
@@ -264,4 +264,18 @@ test('BatchMatMul with transposed operands matches cpu (rank 2 and batched rank 
   const got = await on('wasm', inputs, g);
   assertClose(got[0], want[0], 'dense dx');
   assertClose(got[1], want[1], 'dense dW');
+});
+
+test('Sign is exact for tiny magnitudes (the stock wasm kernel returns 0 below ~1e-6)', async () => {
+  const values = [1e-3, 1e-6, 1e-7, 1e-8, 1e-20, -1e-8, -1e-30, -2, 0, NaN];
+  const inputs = [{ data: Float32Array.from(values), shape: [values.length] }];
+  const f = (x: tf.Tensor) => [tf.sign(x)];
+  const want = await on('cpu', inputs, f);
+  const got = await on('wasm', inputs, f);
+  assert.deepEqual(Array.from(got[0]), [1, 1, 1, 1, 1, -1, -1, -1, 0, NaN]);
+  // torch.sign(NaN) is NaN (kept); tfjs's cpu backend says 0, so compare the finite ones.
+  assert.deepEqual(Array.from(got[0]).slice(0, -1), Array.from(want[0]).slice(0, -1));
+  // A sign step moves every pixel with a non-zero gradient by exactly α.
+  const step = await on('wasm', [{ data: Float32Array.from([3e-9, -4e-10, 0.5]), shape: [3] }], (g) => [tf.mul(tf.sign(g), 0.01)]);
+  assert.deepEqual(Array.from(step[0]), [0.01, -0.01, 0.01].map(Math.fround));
 });

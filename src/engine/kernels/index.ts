@@ -8,6 +8,8 @@
 //                         filter (stock kernel kept for paddings that do not fit)
 //   MaxPoolGrad           windows whose max is ≤ 0 lose     → replaced: argmax recomputed,
 //                         their gradient; ties → last max     first max wins (as on cpu)
+//   Sign                  0 for |x| < ~1e-6: sign-gradient  → exact JS loop over the heap
+//                         attack steps skip small gradients
 //   BatchMatMul           transposed operands 15–50× slower → explicit Transpose, then the
 //                         (every matMul gradient uses them)     stock untransposed product
 import { tf } from '../tf';
@@ -15,8 +17,9 @@ import { conv2DBackpropFilterConfig } from './conv2d_backprop_filter';
 import { conv2DBackpropInputConfig, setStockConv2DBackpropInput } from './conv2d_backprop_input';
 import { maxPoolGradConfig } from './max_pool_grad';
 import { batchMatMulConfig, setStockBatchMatMul } from './batch_mat_mul';
+import { signConfig } from './sign';
 
-const PATCHES: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, maxPoolGradConfig, batchMatMulConfig];
+const PATCHES: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, maxPoolGradConfig, batchMatMulConfig, signConfig];
 
 function installed(config: tf.KernelConfig): boolean {
   return tf.getKernel(config.kernelName, config.backendName)?.kernelFunc === config.kernelFunc;
