@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { defaultContext, type CliContext } from './context';
+import { epsilon } from '../config/schema';
 import { EXIT, UserError } from '../errors';
 import type { EvalProgress } from '../eval/evaluate';
 
@@ -18,10 +19,10 @@ interface EvalArgs {
 
 /** `--eps 8/255` or `--eps 0.03`. */
 export function parseEps(text: string): number {
-  const m = /^\s*([0-9.eE+-]+)\s*(?:\/\s*([0-9.eE+-]+)\s*)?$/.exec(text);
-  const v = m ? Number(m[1]) / (m[2] !== undefined ? Number(m[2]) : 1) : NaN;
-  if (!Number.isFinite(v) || v < 0 || v > 1) throw new UserError(`expected a number in [0, 1] or a fraction like 8/255, found '${text}'`, undefined, '--eps');
-  return v;
+  // The config schema's ε type, so `--eps` and `eval.eps` accept exactly the same spellings.
+  const res = epsilon.safeParse(text);
+  if (!res.success) throw new UserError(`expected a number in [0, 1] or a fraction like 8/255, found '${text}'`, undefined, '--eps');
+  return res.data;
 }
 
 /** A whole-number option such as --n: yargs gives NaN for words and accepts fractions and negatives. */

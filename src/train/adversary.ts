@@ -6,6 +6,7 @@ import type { TrainAttackConfig } from '../config/schema';
 import type { Model } from '../models/types';
 import { getAttack } from '../attacks/registry';
 import { targetFromModel } from '../attacks/target';
+import { projectLinfMinMax } from '../attacks/common';
 
 /** Step size: the config's, else the authors' eps/steps·2.3. */
 export function trainAttackAlpha(cfg: TrainAttackConfig): number {
@@ -38,9 +39,7 @@ export function craftTradesKl(model: Model, x: tf.Tensor4D, cfg: TrainAttackConf
         const logQ = tf.logSoftmax(model.forward(xa as tf.Tensor4D, { training: false }).logits);
         return tf.sum(tf.mul(pNat, tf.sub(tf.log(tf.add(pNat, 1e-12)), logQ)));
       })(xAdv);
-      const stepped = tf.add(xAdv, tf.mul(tf.sign(grad), alpha));
-      const projected = tf.minimum(tf.maximum(stepped, tf.sub(x, cfg.eps)), tf.add(x, cfg.eps));
-      return tf.clipByValue(projected, 0, 1) as tf.Tensor4D;
+      return projectLinfMinMax(tf.add(xAdv, tf.mul(tf.sign(grad), alpha)) as tf.Tensor4D, x, cfg.eps);
     });
     xAdv.dispose();
     xAdv = next;

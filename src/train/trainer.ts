@@ -9,7 +9,7 @@ import { initBackend, type BackendInfo } from '../engine/backend';
 import type { ExperimentConfig } from '../config/schema';
 import { configToYaml, loadConfig } from '../config/load';
 import { UserError } from '../errors';
-import { loadDataset, trainBatches, testBatches, toTensors, type Batch, type Dataset, type Split } from '../data';
+import { loadDataset, trainBatches, testBatches, toTensors, stepsPerEpoch, type Batch, type Dataset, type Split } from '../data';
 import { buildModel } from '../models/registry';
 import type { Model } from '../models/types';
 import { correctCount } from './objectives/losses';
@@ -85,10 +85,6 @@ interface Session {
   lastMask: Float32Array | null;
   bestTestAcc: number;
   globalStep: number;
-}
-
-export function stepsPerEpoch(split: Split, batchSize: number): number {
-  return Math.ceil(split.n / batchSize);
 }
 
 /** Clean accuracy in eval mode, streamed in batches (with the stored mask when `applyAtEval`). */
@@ -285,7 +281,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { session: s, sidecar, backend } = await openSession(opts);
   const { cfg } = s;
   const records: EpochRecord[] = [];
-  const perEpoch = stepsPerEpoch(s.dataset.train, cfg.train.batchSize);
+  const perEpoch = stepsPerEpoch(s.dataset.train.n, cfg.train.batchSize);
   // Held-out monitoring (train.monitor): information plane, adversarial accuracy per epoch.
   const monitor = TrainingMonitor.open({ cfg, runDir: s.layout.dir, dataset: s.dataset, model: s.model, globalStep: s.globalStep, completedEpochs: sidecar ? sidecar.epoch : 0, stepsPerEpoch: perEpoch });
   // A checkpoint mid-epoch stores its epoch (0-based, in progress) and the next step.

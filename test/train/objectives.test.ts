@@ -64,3 +64,27 @@ test('the TRADES and MART objectives compute their formula on the clean and adve
 test('an unknown training method is a config error naming the valid ones', () => {
   assert.throws(() => getObjective('fgsm-at'), (e: unknown) => e instanceof UserError && /pgd-at/.test((e as Error).message));
 });
+
+test("TRADES' own KL adversary stays in the ε-ball and [0,1], and raises the KL it maximises", async () => {
+  const { craftTradesKl } = await import('../../src/train/adversary');
+  const { klRows } = await import('../../src/train/objectives/losses');
+  const cfg = tinyConfig();
+  const model = buildModel(cfg.model, 4, [8, 8, 3], new Rng(1));
+  const rng = new Rng(4);
+  const x = tf.tensor4d(rng.fillUniform(new Float32Array(16 * 8 * 8 * 3), 0, 1), [16, 8, 8, 3]);
+  const eps = 0.05;
+  const xAdv = craftTradesKl(model, x, { eps, alpha: 0.01, steps: 5, randomStart: true }, new Rng(9));
+  const [dist, lo, hi] = tf.tidy(() => [tf.max(tf.abs(tf.sub(xAdv, x))), tf.min(xAdv), tf.max(xAdv)].map((t) => t.dataSync()[0]));
+  assert.ok(dist <= eps + 1e-6, `L∞ distance ${dist}`);
+  // 5 sign steps of 0.01 reach the ε = 0.05 boundary wherever the (tiny) gradient keeps its sign.
+  assert.ok(dist > 0.04, `the adversary moved: L∞ distance ${dist}`);
+  assert.ok(lo >= 0 && hi <= 1);
+  const kl = tf.tidy(() => {
+    const nat = model.forward(x, { training: false }).logits;
+    const adv = model.forward(xAdv, { training: false }).logits;
+    return tf.mean(klRows(nat, tf.logSoftmax(adv))).dataSync()[0];
+  });
+  assert.ok(kl > 1e-7, `KL(p(x)‖p(x_adv)) = ${kl}`);
+  tf.dispose([x, xAdv]);
+  model.dispose();
+});

@@ -1,6 +1,10 @@
 // Loss functions on logits (pure, differentiable). Labels enter as one-hot float tensors:
 // tfjs-wasm cannot differentiate tf.gather (UnsortedSegmentSum is missing).
 import { tf } from '../../engine/tf';
+import { ceMean as crossEntropy } from '../../attacks/common';
+
+/** Mean cross-entropy, F.cross_entropy(logits, y): the same function the attacks ascend. */
+export { crossEntropy };
 
 /** Identity whose gradient is zero: marks values the loss must treat as constants. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -10,11 +14,6 @@ const stopGradientImpl = tf.customGrad(((x: tf.Tensor) => ({
 })) as any);
 export function stopGradient<T extends tf.Tensor>(x: T): T {
   return stopGradientImpl(x) as T;
-}
-
-/** Mean cross-entropy, F.cross_entropy(logits, y). */
-export function crossEntropy(logits: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Scalar {
-  return tf.neg(tf.mean(tf.sum(tf.mul(yOneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
 }
 
 /** Per-row KL(p‖q) = Σ_c p_c (log p_c − log q_c), with 0·log 0 = 0 (KLDivLoss semantics). */
