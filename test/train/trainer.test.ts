@@ -26,11 +26,13 @@ test('CE training on separable synthetic data reaches > 95% train accuracy and w
   assert.match(csv[0], /^epoch,lr,train_loss,train_acc,test_acc,seconds,images_per_sec,nan_skipped/);
 });
 
-test('the same config and seed give identical metrics', async () => {
+test('the same config and seed give identical metrics; another seed gives different ones', async () => {
   const a = await train({ cfg: tinyConfig({ train: { epochs: 1 } }) });
   const b = await train({ cfg: tinyConfig({ train: { epochs: 1 } }) });
+  const c = await train({ cfg: tinyConfig({ seed: 4, train: { epochs: 1 } }) });
   assert.equal(a.records[0].train_loss, b.records[0].train_loss);
   assert.equal(a.records[0].test_acc, b.records[0].test_acc);
+  assert.notEqual(c.records[0].train_loss, a.records[0].train_loss, 'the seed reaches init, data and shuffling');
 });
 
 test('no tensor leak: numTensors is identical after step 2 and step 50 (CE)', async () => {
