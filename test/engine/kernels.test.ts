@@ -13,7 +13,7 @@ type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 type Stride = number | [number, number];
 
-const PATCHED = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'BatchMatMul', 'Sign'];
+const PATCHED = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'BatchMatMul', 'Sign', 'Identity', 'Cast'];
 
 // These tests are about the pure-wasm kernels; the optional native ones have their own tests.
 process.env.IBRAR_NATIVE = '0';
@@ -278,4 +278,38 @@ test('Sign is exact for tiny magnitudes (the stock wasm kernel returns 0 below ~
   // A sign step moves every pixel with a non-zero gradient by exactly α.
   const step = await on('wasm', [{ data: Float32Array.from([3e-9, -4e-10, 0.5]), shape: [3] }], (g) => [tf.mul(tf.sign(g), 0.01)]);
   assert.deepEqual(Array.from(step[0]), [0.01, -0.01, 0.01].map(Math.fround));
+});
+
+test('Identity and same-dtype Cast share the buffer; the copy outlives the source; real casts convert (bool: x ≠ 0)', () => {
+  const backend = tf.backend() as unknown as { refCount(dataId: object): number };
+  const x = tf.tensor1d([1.5, -2.25, 3]);
+  const y = tf.clone(x);
+  const z = tf.cast(x, 'float32');
+  assert.equal(y.dataId, x.dataId);
+  assert.equal(z.dataId, x.dataId);
+  assert.equal(backend.refCount(x.dataId), 3);
+  x.dispose();
+  z.dispose();
+  assert.deepEqual(Array.from(y.dataSync()), [1.5, -2.25, 3]);
+  assert.equal(backend.refCount(y.dataId), 1);
+  const i = tf.cast(y, 'int32');
+  assert.notEqual(i.dataId, y.dataId);
+  assert.equal(i.dtype, 'int32');
+  assert.deepEqual(Array.from(i.dataSync()), [1, -2, 3]);
+  const src = tf.tensor1d([0, 2, -1, 0.5, NaN]);
+  const b = tf.cast(src, 'bool');
+  // The stock wasm kernel gave [0, 2, 255, 0, 0] for these.
+  assert.deepEqual(Array.from(b.dataSync()), [0, 1, 1, 1, 1]);
+  tf.dispose([y, i, src, b]);
+});
+
+test('a gradient through saved tensors is unchanged when their buffers are shared (no leak)', () => {
+  const before = tf.memory().numTensors;
+  const x = tf.tensor2d([[0.5, -1], [2, 3]]);
+  const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.exp(a), tf.square(a))))(x);
+  // d/da [e^a a²] = e^a (a² + 2a)
+  const want = [0.5, -1, 2, 3].map((a) => Math.exp(a) * (a * a + 2 * a));
+  Array.from(g.dataSync()).forEach((v, k) => assert.ok(Math.abs(v - want[k]) <= 1e-5 * (1 + Math.abs(want[k])), `${v} vs ${want[k]}`));
+  tf.dispose([x, g]);
+  assert.equal(tf.memory().numTensors, before);
 });

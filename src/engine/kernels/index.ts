@@ -12,14 +12,17 @@
 //                         attack steps skip small gradients
 //   BatchMatMul           transposed operands 15–50× slower → explicit Transpose, then the
 //                         (every matMul gradient uses them)     stock untransposed product
+//   Identity, Cast        full copies; tfjs clones every        → share the buffer (refcount)
+//   (same dtype)          tensor a gradient saves
 import { tf } from '../tf';
 import { conv2DBackpropFilterConfig } from './conv2d_backprop_filter';
 import { conv2DBackpropInputConfig, setStockConv2DBackpropInput } from './conv2d_backprop_input';
 import { maxPoolGradConfig } from './max_pool_grad';
 import { batchMatMulConfig, setStockBatchMatMul } from './batch_mat_mul';
 import { signConfig } from './sign';
+import { castConfig, identityConfig, setStockCast } from './share';
 
-const PATCHES: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, maxPoolGradConfig, batchMatMulConfig, signConfig];
+const PATCHES: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, maxPoolGradConfig, batchMatMulConfig, signConfig, identityConfig, castConfig];
 
 function installed(config: tf.KernelConfig): boolean {
   return tf.getKernel(config.kernelName, config.backendName)?.kernelFunc === config.kernelFunc;
@@ -36,6 +39,7 @@ export function registerWasmKernelPatches(): string[] {
     if (stock) {
       if (config === conv2DBackpropInputConfig) setStockConv2DBackpropInput(stock.kernelFunc);
       if (config === batchMatMulConfig) setStockBatchMatMul(stock.kernelFunc);
+      if (config === castConfig) setStockCast(stock.kernelFunc);
       tf.unregisterKernel(config.kernelName, config.backendName);
     }
     tf.registerKernel(config);
