@@ -77,7 +77,7 @@ class Args {
   }
 
  private:
-  static constexpr size_t kMax = 8;
+  static constexpr size_t kMax = 16;
   napi_env env_;
   size_t argc_;
   napi_value argv_[kMax];
@@ -236,6 +236,44 @@ napi_value ReduceSum(napi_env env, napi_callback_info info) {
   });
 }
 
+BatchNormDims batchNormDims(Args& a, size_t dimsAt, size_t epsAt) {
+  int v[4];
+  a.dims(dimsAt, v, 4);
+  if (v[0] <= 0 || v[1] <= 0) throw ArgError{"batch norm dims must be positive"};
+  const double eps = a.number(epsAt);
+  if (!(eps > 0)) throw ArgError{"batch norm eps must be positive"};
+  return BatchNormDims{v[0], v[1], v[2], v[3], eps};
+}
+
+// batchNormForward(heap, xOff, gammaOff, betaOff, meanOff, varOff, yOff, dims[rows, C, training, relu], eps)
+napi_value BatchNormForwardFn(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info);
+    a.heap(0);
+    const BatchNormDims d = batchNormDims(a, 7, 8);
+    const size_t n = static_cast<size_t>(d.rows) * d.channels;
+    batchNormForward(d, a.tensor(1, n), a.tensor(2, d.channels), a.tensor(3, d.channels), a.tensor(4, d.channels), a.tensor(5, d.channels),
+                     a.tensor(6, n));
+    return undefinedValue(env);
+  });
+}
+
+// batchNormBackward(heap, dyOff, xOff, yOff | -1, gammaOff, meanOff, varOff, dxOff | -1, dgammaOff | -1, dbetaOff | -1,
+//                   dims[rows, C, training, relu], eps)
+napi_value BatchNormBackwardFn(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info);
+    a.heap(0);
+    const BatchNormDims d = batchNormDims(a, 10, 11);
+    const size_t n = static_cast<size_t>(d.rows) * d.channels;
+    const float* y = a.tensor(3, n, true);
+    if (d.relu && !y) throw ArgError{"batch norm backward with a fused relu needs the forward output"};
+    batchNormBackward(d, a.tensor(1, n), a.tensor(2, n), y, a.tensor(4, d.channels), a.tensor(5, d.channels), a.tensor(6, d.channels),
+                      a.tensor(7, n, true), a.tensor(8, d.channels, true), a.tensor(9, d.channels, true));
+    return undefinedValue(env);
+  });
+}
+
 // info() -> { runtime: string, threads: number, openblas: boolean }
 napi_value Info(napi_env env, napi_callback_info) {
   return guarded(env, [&] {
@@ -282,6 +320,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"matmul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduceSum", nullptr, ReduceSum, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormForward", nullptr, BatchNormForwardFn, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormBackward", nullptr, BatchNormBackwardFn, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"clearCaches", nullptr, ClearCaches, nullptr, nullptr, nullptr, napi_default, nullptr},

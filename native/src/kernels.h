@@ -51,6 +51,18 @@ void maxPoolBackward(const PoolDims& d, const float* x, const float* dy, float* 
 void sumLeading(const float* x, long rows, long cols, float scale, float* out);
 void sumTrailing(const float* x, long rows, long cols, float scale, float* out);
 
+// Batch normalisation over the last axis of a [rows, channels] view, optional fused ReLU
+// (batchnorm.cc). training: the batch's mean and biased variance are computed and written to
+// mean/var; otherwise they are read (running statistics). Backward: y is the forward output
+// (needed only with relu); dx, dgamma, dbeta may each be null.
+struct BatchNormDims {
+  int rows, channels, training, relu;
+  double eps;
+};
+void batchNormForward(const BatchNormDims& d, const float* x, const float* gamma, const float* beta, float* mean, float* var, float* y);
+void batchNormBackward(const BatchNormDims& d, const float* dy, const float* x, const float* y, const float* gamma, const float* mean,
+                       const float* var, float* dx, float* dgamma, float* dbeta);
+
 // Library versions and thread count, for diagnostics.
 std::string describeRuntime();
 int maxThreads();

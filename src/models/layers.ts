@@ -1,15 +1,15 @@
 // Building blocks with PyTorch semantics on NHWC tensors. Parameters live in tf.Variables made
 // by a ParamBuilder; `apply` only creates ordinary tensors (the caller's tf.tidy frees them).
 //
-// Only plain differentiable ops are used: no tf.fused.* and no tf.customGrad. Under a gradient
-// tape those save their tensors through the Identity kernel, which on wasm copies the data
-// (full-size copies of x and y per conv), fused conv's gradient always computes the filter
-// gradient too (wasted in attacks, which only need d/dx), and with tfjs's IS_TEST flag on, the
-// copies trip tfjs's per-kernel leak check.
+// Plain differentiable ops, no tf.fused.* and no tf.customGrad: fused conv's gradient always
+// computes the filter gradient too (wasted in attacks, which only need d/dx). The exception is
+// BatchNorm, which runs as one native kernel with a registered gradient (+ fused ReLU, see
+// engine/native/batchnorm.ts) when the addon serves the wasm backend, and as plain ops otherwise.
 import { tf } from '../engine/tf';
 import { UserError } from '../errors';
 import type { Rng } from '../engine/rng';
 import { ParamBuilder, defaultBound } from './params';
+import { nativeBatchNorm, nativeBatchNormActive } from '../engine/native';
 
 export interface Conv2dOptions {
   kernel: number;
@@ -93,31 +93,24 @@ export class BatchNorm {
   }
 
   apply<T extends tf.Tensor>(x: T, training: boolean): T {
-    const c = this.channels;
-    let mean: tf.Tensor;
-    let variance: tf.Tensor;
-    if (training) {
-      const n = x.size / c;
-      if (n < 2) {
-        throw new UserError(
-          `BatchNorm '${this.name}' in training mode needs more than 1 value per channel, got input shape [${x.shape}] (use a batch size of at least 2)`,
-        );
-      }
-      // Reducing the leading axis of [n, C] is ~2× faster on wasm than axes [0, 1, 2] of NHWC.
-      // Not tf.moments (its float32→float32 cast copies on wasm) nor tf.squaredDifference (its
-      // gradient does not reduce the broadcast mean).
-      const rows = tf.reshape(x, [n, c]);
-      mean = tf.mean(rows, 0);
-      variance = tf.mean(tf.square(tf.sub(rows, mean)), 0);
-      this.updateRunningStats(mean, variance, n);
-    } else {
-      mean = this.runningMean;
-      variance = this.runningVar;
+    return this.forward(x, training, false);
+  }
+
+  /** relu(apply(x)), fused into one kernel where the native kernels serve it. */
+  applyRelu<T extends tf.Tensor>(x: T, training: boolean): T {
+    return this.forward(x, training, true);
+  }
+
+  private forward<T extends tf.Tensor>(x: T, training: boolean, relu: boolean): T {
+    const n = x.size / this.channels;
+    if (training && n < 2) {
+      throw new UserError(
+        `BatchNorm '${this.name}' in training mode needs more than 1 value per channel, got input shape [${x.shape}] (use a batch size of at least 2)`,
+      );
     }
-    // y = (x − μ)·γ/√(σ²+ε) + β, written as x·a + (β − μ·a): two full-size ops.
-    const a = tf.mul(this.weight, tf.rsqrt(tf.add(variance, this.eps)));
-    const shift = tf.sub(this.bias, tf.mul(mean, a));
-    return tf.add(tf.mul(x, a), shift) as T;
+    const out = batchNorm(x, this.weight, this.bias, this.runningMean, this.runningVar, { eps: this.eps, training, relu });
+    if (training) this.updateRunningStats(out.mean, out.variance, n);
+    return out.y;
   }
 
   private updateRunningStats(mean: tf.Tensor, biasedVar: tf.Tensor, n: number): void {
@@ -126,6 +119,41 @@ export class BatchNorm {
     this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
     this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(biasedVar, (m * n) / (n - 1))));
   }
+}
+
+/**
+ * [relu](batch norm of x over its last axis): with the batch's mean and biased variance in
+ * training (returned, for the running statistics), with `mean`/`variance` in eval. One native
+ * kernel where the addon serves the wasm backend, plain tfjs ops elsewhere.
+ */
+export function batchNorm<T extends tf.Tensor>(
+  x: T,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  mean: tf.Tensor,
+  variance: tf.Tensor,
+  opts: { eps: number; training: boolean; relu: boolean },
+): { y: T; mean: tf.Tensor; variance: tf.Tensor } {
+  if (nativeBatchNormActive() && x.dtype === 'float32') {
+    const out = nativeBatchNorm(x, gamma, beta, mean, variance, opts);
+    return { y: out.y as T, mean: out.mean, variance: out.variance };
+  }
+  let m = mean;
+  let v = variance;
+  if (opts.training) {
+    const c = x.shape[x.rank - 1];
+    // Reducing the leading axis of [n, C] is ~2× faster on wasm than axes [0, 1, 2] of NHWC.
+    // Not tf.moments (its float32→float32 cast copies on wasm) nor tf.squaredDifference (its
+    // gradient does not reduce the broadcast mean).
+    const rows = tf.reshape(x, [x.size / c, c]);
+    m = tf.mean(rows, 0);
+    v = tf.mean(tf.square(tf.sub(rows, m)), 0);
+  }
+  // y = (x − μ)·γ/√(σ²+ε) + β, written as x·a + (β − μ·a): two full-size ops.
+  const a = tf.mul(gamma, tf.rsqrt(tf.add(v, opts.eps)));
+  const shift = tf.sub(beta, tf.mul(m, a));
+  const y = tf.add(tf.mul(x, a), shift) as T;
+  return { y: opts.relu ? tf.relu(y) : y, mean: m, variance: v };
 }
 
 export function relu<T extends tf.Tensor>(x: T): T {

@@ -61,7 +61,7 @@ class BasicBlock {
   }
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    const out = this.bn2.apply(this.conv2.apply(relu(this.bn1.apply(this.conv1.apply(x), training))), training);
+    const out = this.bn2.apply(this.conv2.apply(this.bn1.applyRelu(this.conv1.apply(x), training)), training);
     const skip = this.shortcut ? this.shortcut.bn.apply(this.shortcut.conv.apply(x), training) : x;
     return relu(tf.add(out, skip));
   }
@@ -92,7 +92,7 @@ export function buildResnet18(opts: ModelOptions, rng: Rng): Model {
     maskTap: 'pool',
     params: pb.params(),
     body: (x, input, fwd, record) => {
-      let h = relu(bn1.apply(conv1.apply(x), fwd.training));
+      let h = bn1.applyRelu(conv1.apply(x), fwd.training);
       record('conv1', h);
       for (const { name, block } of blocks) {
         h = block.apply(h, fwd.training);

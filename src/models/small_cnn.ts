@@ -41,11 +41,11 @@ export function buildSmallCnn(opts: ModelOptions, rng: Rng): Model {
     body: (x, input, fwd, record) => {
       let h = x;
       for (let i = 0; i < 2; i++) {
-        h = relu(convs[i].bn.apply(convs[i].conv.apply(h), fwd.training));
+        h = convs[i].bn.applyRelu(convs[i].conv.apply(h), fwd.training);
         if (canPool2(h)) h = maxPool2(h);
         record(`conv${i + 1}`, h);
       }
-      h = relu(convs[2].bn.apply(convs[2].conv.apply(h), fwd.training));
+      h = convs[2].bn.applyRelu(convs[2].conv.apply(h), fwd.training);
       const pooled = applyChannelMask(globalAvgPool(h), input, fwd.channelMask);
       record('conv3', pooled);
       const f = relu(fc1.apply(pooled));

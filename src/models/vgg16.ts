@@ -61,14 +61,14 @@ export function buildVgg16(opts: ModelOptions, rng: Rng): Model {
       const training = fwd.training;
       let h = x;
       blocks.forEach((layers, b) => {
-        for (const { conv, bn } of layers) h = relu(bn.apply(conv.apply(h), training));
+        for (const { conv, bn } of layers) h = bn.applyRelu(conv.apply(h), training);
         if (canPool2(h)) h = maxPool2(h);
         if (b === blocks.length - 1) h = applyChannelMask(h, input, fwd.channelMask);
         record(`block${b + 1}`, h);
       });
-      let f = relu(bn1.apply(fc1.apply(globalAvgPool(h)), training));
+      let f = bn1.applyRelu(fc1.apply(globalAvgPool(h)), training);
       record('fc1', f);
-      f = relu(bn2.apply(fc2.apply(f), training));
+      f = bn2.applyRelu(fc2.apply(f), training);
       record('fc2', f);
       return classifier.apply(f);
     },

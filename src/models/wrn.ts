@@ -72,8 +72,8 @@ class WideBasic {
   }
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    let out = this.dropout.apply(this.conv1.apply(relu(this.bn1.apply(x, training))), training);
-    out = this.conv2.apply(relu(this.bn2.apply(out, training)));
+    let out = this.dropout.apply(this.conv1.apply(this.bn1.applyRelu(x, training)), training);
+    out = this.conv2.apply(this.bn2.applyRelu(out, training));
     return tf.add(out, this.shortcut ? this.shortcut.apply(x) : x);
   }
 }
@@ -115,7 +115,7 @@ export function buildWrn(opts: ModelOptions, rng: Rng): Model {
         if (name === maskTap) h = applyChannelMask(h, input, fwd.channelMask);
         record(name, h);
       }
-      const pooled = globalAvgPool(relu(bnFinal.apply(h, fwd.training)));
+      const pooled = globalAvgPool(bnFinal.applyRelu(h, fwd.training));
       record('pool', pooled);
       return linear.apply(pooled);
     },

@@ -19,6 +19,8 @@ import {
 import { convDims } from '../../src/engine/native/conv';
 import { planMatMul } from '../../src/engine/native/matmul';
 import { planReduce } from '../../src/engine/native/reduce';
+import { nativeBatchNormActive } from '../../src/engine/native/batchnorm';
+import { batchNorm } from '../../src/models/layers';
 
 // A 64 KiB im2col budget makes the GEMM convolutions work through several chunks of images
 // even on these small shapes (read by the addon at its first convolution).
@@ -307,12 +309,72 @@ test('unregisterNativeKernels restores the kernels it replaced', async (t) => {
     unregisterNativeKernels();
     const restored = tf.getKernel(tf.Conv2D, 'wasm').kernelFunc;
     assert.notEqual(restored, nativeConv);
+    // Kernels tfjs lacks are removed, so models/layers.ts goes back to plain ops.
+    assert.equal(tf.getKernel('IbrarBatchNorm', 'wasm'), undefined);
+    assert.equal(nativeBatchNormActive(), false);
     const again = registerNativeKernels();
     assert.equal(again.loaded, true);
     assert.deepEqual(again.kernels.slice().sort(), [
       tf.BatchMatMul, tf.Conv2D, tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.FusedConv2D, tf._FusedMatMul,
-      tf.MaxPoolGrad, tf.Sum, tf.Mean,
+      tf.MaxPoolGrad, tf.Sum, tf.Mean, 'IbrarBatchNorm', 'IbrarBatchNormGrad',
     ].sort());
     assert.notEqual(tf.getKernel(tf.Conv2D, 'wasm').kernelFunc, restored);
+  });
+});
+
+// Batch norm (+ fused ReLU): the native kernels on wasm against layers.ts's plain-op path on
+// the cpu backend — outputs, batch statistics, and the gradients with respect to x, γ and β
+// of a weighted sum (so every output element carries a different upstream gradient).
+const BN_CASES: Array<{ shape: number[]; training: boolean; relu: boolean; offset: number }> = [
+  { shape: [4, 5, 6, 8], training: true, relu: true, offset: 0 },
+  { shape: [4, 5, 6, 8], training: true, relu: false, offset: 0 },
+  { shape: [3, 7, 5, 16], training: false, relu: true, offset: 0 },
+  { shape: [3, 7, 5, 16], training: false, relu: false, offset: 0 },
+  { shape: [64, 40], training: true, relu: true, offset: 0 }, // BatchNorm1d after a linear layer
+  { shape: [2, 16, 16, 24], training: true, relu: true, offset: 5 }, // |mean| ≫ std: no cancellation
+  { shape: [2, 3, 3, 3], training: true, relu: false, offset: -2 }, // below the parallel threshold
+];
+
+for (const c of BN_CASES) {
+  test(`native batch norm matches plain ops: [${c.shape}] ${c.training ? 'training' : 'eval'}${c.relu ? ' + relu' : ''}${c.offset ? ` offset ${c.offset}` : ''}`, async (t) => {
+    await withNative(t, async () => {
+      const ch = c.shape[c.shape.length - 1];
+      const x = input(c.shape);
+      x.data.forEach((v, i) => (x.data[i] = v * 0.5 + c.offset));
+      const gamma = input([ch]);
+      const beta = input([ch]);
+      const runMean = input([ch]);
+      const runVar = { shape: [ch], data: Float32Array.from(input([ch]).data, (v) => 0.5 + Math.abs(v)) };
+      const weights = input(c.shape);
+      await agree(
+        'batchNorm',
+        [x, gamma, beta, runMean, runVar, weights],
+        (xt, g, b, m, v, w) => {
+          const opts = { eps: 1e-5, training: c.training, relu: c.relu };
+          const out = batchNorm(xt, g, b, m, v, opts);
+          const grads = tf.grads((xa: tf.Tensor, ga: tf.Tensor, ba: tf.Tensor) => tf.sum(tf.mul(batchNorm(xa, ga, ba, m, v, opts).y, w)));
+          return [out.y, out.mean, out.variance, ...grads([xt, g, b])];
+        },
+        ['IbrarBatchNorm', 'IbrarBatchNormGrad'],
+      );
+    });
+  });
+}
+
+test('native batch norm in eval computes only the input gradient an attack asks for', async (t) => {
+  await withNative(t, async () => {
+    const x = tf.tensor(input([2, 4, 4, 8]).data, [2, 4, 4, 8]);
+    const g = tf.ones([8]);
+    const b = tf.zeros([8]);
+    const m = tf.zeros([8]);
+    const v = tf.ones([8]);
+    const before = nativeKernelStats().IbrarBatchNormGrad?.native ?? 0;
+    const dx = tf.grad((xa: tf.Tensor) => tf.sum(batchNorm(xa, g, b, m, v, { eps: 1e-5, training: false, relu: true }).y))(x);
+    // One kernel call (dx only), and dx is the ReLU mask scaled by γ/√(1 + ε).
+    assert.equal((nativeKernelStats().IbrarBatchNormGrad?.native ?? 0) - before, 1);
+    const xs = x.dataSync();
+    const dxs = dx.dataSync();
+    for (let i = 0; i < xs.length; i++) assert.ok(Math.abs(dxs[i] - (xs[i] > 0 ? 1 / Math.sqrt(1 + 1e-5) : 0)) < 1e-6);
+    tf.dispose([x, g, b, m, v, dx]);
   });
 });

@@ -11,6 +11,11 @@ export interface NativeAddon {
   matmul(heap: Uint8Array, a: number, b: number, bias: number, c: number, dims: Int32Array, engine: number): void;
   maxPoolGrad(heap: Uint8Array, x: number, dy: number, dx: number, dims: Int32Array): void;
   reduceSum(heap: Uint8Array, x: number, out: number, rows: number, cols: number, leading: number, scale: number): void;
+  batchNormForward(heap: Uint8Array, x: number, gamma: number, beta: number, mean: number, variance: number, y: number, dims: Int32Array, eps: number): void;
+  batchNormBackward(
+    heap: Uint8Array, dy: number, x: number, y: number, gamma: number, mean: number, variance: number,
+    dx: number, dgamma: number, dbeta: number, dims: Int32Array, eps: number,
+  ): void;
   info(): { runtime: string; threads: number; openblas: boolean };
   setThreads(n: number): void;
   clearCaches(): void;

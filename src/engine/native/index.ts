@@ -1,6 +1,7 @@
 // Optional native kernels (N-API addon on oneDNN, native/) registered over the wasm
 // backend's kernels for the heavy training ops: convolutions and their gradients, matrix
-// products, the max-pooling gradient, and the Sum/Mean reductions of batch norm. They
+// products, the max-pooling gradient, the Sum/Mean reductions, and batch norm (+ ReLU)
+// forward and backward as custom kernels (./batchnorm). They
 // run on all cores and compute in place in the wasm heap. Each keeps the kernel registered
 // before it (tfjs-backend-wasm's or ibrar's patch) and falls back to it for what the addon
 // does not cover.
@@ -14,9 +15,11 @@ import { makeConvKernels } from './conv';
 import { makeMatMulKernels } from './matmul';
 import { makePoolKernels } from './pool';
 import { makeReduceKernels } from './reduce';
+import { BATCH_NORM, BATCH_NORM_GRAD, makeBatchNormKernels, registerBatchNormGradient } from './batchnorm';
 
 export { nativeKernelStats, resetNativeKernelStats, type KernelStats } from './stats';
 export { ADDON_PATH } from './addon';
+export { nativeBatchNorm, nativeBatchNormActive, type BatchNormAttrs } from './batchnorm';
 export { setNativeConvEngine, setNativeMatMulEngine, CONV_ENGINES, MATMUL_ENGINES, type ConvEngine, type MatMulEngine } from './settings';
 
 export interface NativeKernelsResult {
@@ -60,6 +63,7 @@ function kernelTable(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
   const mm = makeMatMulKernels(addon, fallback);
   const pool = makePoolKernels(addon, fallback);
   const reduce = makeReduceKernels(addon, fallback);
+  const bn = makeBatchNormKernels(addon);
   return [
     [tf.Conv2D, conv.conv2d],
     [tf.FusedConv2D, conv.fusedConv2d],
@@ -70,6 +74,8 @@ function kernelTable(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     [tf.MaxPoolGrad, pool.maxPoolGrad],
     [tf.Sum, reduce.sum],
     [tf.Mean, reduce.mean],
+    [BATCH_NORM, bn.forward],
+    [BATCH_NORM_GRAD, bn.backward],
   ];
 }
 
@@ -103,6 +109,7 @@ export function registerNativeKernels(): NativeKernelsResult {
     tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
     kernels.push(kernelName);
   }
+  registerBatchNormGradient();
   result = { loaded: true, kernels, runtime, openblas };
   return { ...result, kernels: [...kernels] };
 }
