@@ -291,6 +291,8 @@ test('native Sum and Mean match the cpu backend, and batch-norm training gradien
     for (const [what, axis, keepDims] of cases) {
       await agree(`sum/mean ${what}`, [x], (xt) => [tf.sum(xt, axis, keepDims), tf.mean(xt, axis, keepDims)], [tf.Sum, tf.Mean]);
     }
+    // A full reduction big enough for the blocked, threaded path (odd length: a ragged tail).
+    await agree('sum/mean all axes, 100003 values', [input([100003])], (xt) => [tf.sum(xt), tf.mean(xt)], [tf.Sum, tf.Mean]);
     // Batch norm as models use it: statistics over N, H, W, then scale and shift; the
     // gradients reduce dy over the same axes (Sum).
     await agree('batch-norm grads', [input([6, 8, 9, 12]), input([12]), input([12]), input([6, 8, 9, 12])], (xt, g, b, r) => {
