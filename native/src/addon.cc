@@ -274,6 +274,31 @@ napi_value BatchNormBackwardFn(napi_env env, napi_callback_info info) {
   });
 }
 
+// addChannelBias(heap, xOff, biasOff, yOff, rows, channels)
+napi_value AddChannelBias(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info);
+    a.heap(0);
+    const int64_t rows = a.integer(4), channels = a.integer(5);
+    if (rows <= 0 || channels <= 0) throw ArgError{"bias add dims must be positive"};
+    const size_t n = static_cast<size_t>(rows) * channels;
+    addChannelBias(a.tensor(1, n), rows, channels, a.tensor(2, channels), a.tensor(3, n));
+    return undefinedValue(env);
+  });
+}
+
+// maxMin(heap, aOff, bOff, outOff, n, max)
+napi_value MaxMin(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info);
+    a.heap(0);
+    const int64_t n = a.integer(4);
+    if (n <= 0) throw ArgError{"maxMin length must be positive"};
+    maxMin(a.tensor(1, n), a.tensor(2, n), n, a.integer(5) != 0, a.tensor(3, n));
+    return undefinedValue(env);
+  });
+}
+
 // info() -> { runtime: string, threads: number, openblas: boolean }
 napi_value Info(napi_env env, napi_callback_info) {
   return guarded(env, [&] {
@@ -322,6 +347,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"reduceSum", nullptr, ReduceSum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormForward", nullptr, BatchNormForwardFn, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormBackward", nullptr, BatchNormBackwardFn, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"addChannelBias", nullptr, AddChannelBias, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxMin", nullptr, MaxMin, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"clearCaches", nullptr, ClearCaches, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -100,6 +100,16 @@ void batchNormForward(const BatchNormDims& d, const float* x, const float* gamma
   }
 }
 
+void addChannelBias(const float* x, long rows, long channels, const float* bias, float* y) {
+#pragma omp parallel for schedule(static) num_threads(threadsFor(rows, channels))
+  for (long r = 0; r < rows; ++r) {
+    const float* xr = x + r * channels;
+    float* yr = y + r * channels;
+#pragma omp simd
+    for (long c = 0; c < channels; ++c) yr[c] = xr[c] + bias[c];
+  }
+}
+
 void batchNormBackward(const BatchNormDims& d, const float* dy, const float* x, const float* y, const float* gamma, const float* mean,
                        const float* var, float* dx, float* dgamma, float* dbeta) {
   const long rows = d.rows, C = d.channels;

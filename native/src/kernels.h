@@ -63,6 +63,12 @@ void batchNormForward(const BatchNormDims& d, const float* x, const float* gamma
 void batchNormBackward(const BatchNormDims& d, const float* dy, const float* x, const float* y, const float* gamma, const float* mean,
                        const float* var, float* dx, float* dgamma, float* dbeta);
 
+// y[r, c] = x[r, c] + bias[c] (a conv or linear layer's bias; batchnorm.cc).
+void addChannelBias(const float* x, long rows, long channels, const float* bias, float* y);
+
+// out = max(a, b) or min(a, b) element-wise over n values, NaN from either side propagating.
+void maxMin(const float* a, const float* b, long n, bool max, float* out);
+
 // Library versions and thread count, for diagnostics.
 std::string describeRuntime();
 int maxThreads();

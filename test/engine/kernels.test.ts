@@ -13,7 +13,7 @@ type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 type Stride = number | [number, number];
 
-const PATCHED = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'BatchMatMul', 'Sign', 'Identity', 'Cast'];
+const PATCHED = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'BatchMatMul', 'Sign', 'Identity', 'Cast', 'Maximum', 'Minimum', 'Select', 'Tile'];
 
 // These tests are about the pure-wasm kernels; the optional native ones have their own tests.
 process.env.IBRAR_NATIVE = '0';
@@ -312,4 +312,33 @@ test('a gradient through saved tensors is unchanged when their buffers are share
   Array.from(g.dataSync()).forEach((v, k) => assert.ok(Math.abs(v - want[k]) <= 1e-5 * (1 + Math.abs(want[k])), `${v} vs ${want[k]}`));
   tf.dispose([x, g]);
   assert.equal(tf.memory().numTensors, before);
+});
+
+test('Maximum, Minimum (NaN propagates, also broadcast), Select and Tile match cpu', async () => {
+  const r = new Rng(77);
+  const data = (n: number) => r.fillNormal(new Float32Array(n));
+  const a = { data: data(6 * 5 * 4 * 3), shape: [6, 5, 4, 3] };
+  const b = { data: data(6 * 5 * 4 * 3), shape: [6, 5, 4, 3] };
+  a.data[7] = NaN;
+  b.data[11] = NaN;
+  const col = { data: data(6 * 5 * 4), shape: [6, 5, 4, 1] };
+  const cases: Array<[string, { data: Float32Array; shape: number[] }[], (...xs: tf.Tensor[]) => tf.Tensor[]]> = [
+    ['maximum/minimum (NaN propagates)', [a, b], (x, y) => [tf.maximum(x, y), tf.minimum(x, y)]],
+    ['maximum/minimum broadcast', [a, col], (x, y) => [tf.maximum(x, y), tf.minimum(y, x)]],
+    ['where, same-shape condition', [a, b], (x, y) => [tf.where(tf.greater(x, y), x, y)]],
+    ['where, row mask [n,1,1,1] (Tile)', [a, b], (x, y) => [tf.where(tf.reshape(tf.greater(tf.slice(x, 0, [6, 1, 1, 1]), 0), [6, 1, 1, 1]), x, y)]],
+    ['tile, every pattern', [col], (x) => [tf.tile(x, [1, 1, 1, 3]), tf.tile(x, [2, 1, 3, 2]), tf.tile(tf.reshape(x, [6, 20]), [3, 2]), tf.tile(tf.reshape(x, [120]), [4]), tf.tile(tf.slice(x, 0, [6, 1, 1, 1]), [1, 4, 1, 5])]],
+    ['tile int32 and bool', [col], (x) => [tf.cast(tf.tile(tf.cast(tf.mul(x, 10), 'int32'), [2, 1, 2, 1]), 'float32'), tf.cast(tf.tile(tf.greater(x, 0), [1, 2, 1, 3]), 'float32')]],
+  ];
+  for (const [label, inputs, f] of cases) {
+    const want = await on('cpu', inputs, f);
+    const got = await on('wasm', inputs, f);
+    want.forEach((w, k) => {
+      assert.equal(got[k].length, w.length, `${label} #${k}: length`);
+      for (let i = 0; i < w.length; i++) {
+        if (Number.isNaN(w[i])) assert.ok(Number.isNaN(got[k][i]), `${label} #${k}[${i}]: NaN expected`);
+        else assert.equal(got[k][i], w[i], `${label} #${k}[${i}]`);
+      }
+    });
+  }
 });

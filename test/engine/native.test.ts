@@ -318,7 +318,7 @@ test('unregisterNativeKernels restores the kernels it replaced', async (t) => {
     assert.equal(again.loaded, true);
     assert.deepEqual(again.kernels.slice().sort(), [
       tf.BatchMatMul, tf.Conv2D, tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.FusedConv2D, tf._FusedMatMul,
-      tf.MaxPoolGrad, tf.Sum, tf.Mean, 'IbrarBatchNorm', 'IbrarBatchNormGrad',
+      tf.MaxPoolGrad, tf.Sum, tf.Mean, tf.Add, tf.Maximum, tf.Minimum, 'IbrarBatchNorm', 'IbrarBatchNormGrad',
     ].sort());
     assert.notEqual(tf.getKernel(tf.Conv2D, 'wasm').kernelFunc, restored);
   });
@@ -378,5 +378,35 @@ test('native batch norm in eval computes only the input gradient an attack asks 
     const dxs = dx.dataSync();
     for (let i = 0; i < xs.length; i++) assert.ok(Math.abs(dxs[i] - (xs[i] > 0 ? 1 / Math.sqrt(1 + 1e-5) : 0)) < 1e-6);
     tf.dispose([x, g, b, m, v, dx]);
+  });
+});
+
+test('native bias Add matches cpu for a per-channel vector on either side; other broadcasts fall back', async (t) => {
+  await withNative(t, async () => {
+    const x = input([4, 9, 10, 48]);
+    const bias = input([48]);
+    const bias4 = { shape: [1, 1, 1, 48], data: bias.data };
+    await agree('x + bias', [x, bias], (a, b) => [tf.add(a, b), tf.add(b, a)], [tf.Add]);
+    await agree('x + bias [1,1,1,C]', [x, bias4], (a, b) => [tf.add(a, b)], [tf.Add]);
+    await agree('linear + bias', [input([512, 40]), input([40])], (a, b) => [tf.add(a, b)], [tf.Add]);
+    // Same-shape and row broadcasts are the wasm kernel's (fallbacks allowed, values still checked).
+    await agree('x + y', [x, input([4, 9, 10, 48])], (a, b) => [tf.add(a, b)], [], true);
+    await agree('x + column', [x, input([4, 9, 10, 1])], (a, b) => [tf.add(a, b)], [], true);
+  });
+});
+
+test('native Maximum / Minimum match cpu, NaN from either side propagating', async (t) => {
+  await withNative(t, async () => {
+    const a = input([8, 32, 32, 3]);
+    const b = input([8, 32, 32, 3]);
+    a.data[5] = NaN;
+    b.data[9] = NaN;
+    const expected = await evaluate('cpu', [a, b], (x, y) => [tf.maximum(x, y), tf.minimum(x, y)]);
+    assert.ok(Number.isNaN(expected[0].data[5]) && Number.isNaN(expected[1].data[9]));
+    const got = await evaluate('wasm', [a, b], (x, y) => [tf.maximum(x, y), tf.minimum(x, y)]);
+    got.forEach((g, k) => g.data.forEach((v, i) => assert.ok(Object.is(v, expected[k].data[i]) || v === expected[k].data[i], `${k}[${i}]: ${v} vs ${expected[k].data[i]}`)));
+    // The projection as attacks use it, through the same kernels (finite inputs: the stock wasm
+    // clipByValue maps NaN to 0 where the cpu backend keeps it).
+    await agree('L∞ projection', [input([8, 32, 32, 3]), input([8, 32, 32, 3])], (x, y) => [tf.clipByValue(tf.minimum(tf.maximum(x, tf.sub(y, 0.1)), tf.add(y, 0.1)), 0, 1)], [tf.Maximum, tf.Minimum]);
   });
 });

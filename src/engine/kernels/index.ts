@@ -14,6 +14,8 @@
 //                         (every matMul gradient uses them)     stock untransposed product
 //   Identity, Cast        full copies; tfjs clones every        → share the buffer (refcount)
 //   (same dtype)          tensor a gradient saves
+//   Maximum, Minimum,     generic slow paths (35× Add; Tile     → JS loops / block copies
+//   Select, Tile          of a row mask 38 ms): tf.where           (./elementwise)
 import { tf } from '../tf';
 import { conv2DBackpropFilterConfig } from './conv2d_backprop_filter';
 import { conv2DBackpropInputConfig, setStockConv2DBackpropInput } from './conv2d_backprop_input';
@@ -21,8 +23,10 @@ import { maxPoolGradConfig } from './max_pool_grad';
 import { batchMatMulConfig, setStockBatchMatMul } from './batch_mat_mul';
 import { signConfig } from './sign';
 import { castConfig, identityConfig, setStockCast } from './share';
+import { maximumConfig, minimumConfig, selectConfig, setStockElementwise, tileConfig } from './elementwise';
 
-const PATCHES: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, maxPoolGradConfig, batchMatMulConfig, signConfig, identityConfig, castConfig];
+const PATCHES: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, maxPoolGradConfig, batchMatMulConfig, signConfig, identityConfig, castConfig, maximumConfig, minimumConfig, selectConfig, tileConfig];
+const ELEMENTWISE = new Set<tf.KernelConfig>([maximumConfig, minimumConfig, selectConfig, tileConfig]);
 
 function installed(config: tf.KernelConfig): boolean {
   return tf.getKernel(config.kernelName, config.backendName)?.kernelFunc === config.kernelFunc;
@@ -40,6 +44,7 @@ export function registerWasmKernelPatches(): string[] {
       if (config === conv2DBackpropInputConfig) setStockConv2DBackpropInput(stock.kernelFunc);
       if (config === batchMatMulConfig) setStockBatchMatMul(stock.kernelFunc);
       if (config === castConfig) setStockCast(stock.kernelFunc);
+      if (ELEMENTWISE.has(config)) setStockElementwise(config.kernelName, stock.kernelFunc);
       tf.unregisterKernel(config.kernelName, config.backendName);
     }
     tf.registerKernel(config);

@@ -16,6 +16,8 @@ export interface NativeAddon {
     heap: Uint8Array, dy: number, x: number, y: number, gamma: number, mean: number, variance: number,
     dx: number, dgamma: number, dbeta: number, dims: Int32Array, eps: number,
   ): void;
+  addChannelBias(heap: Uint8Array, x: number, bias: number, y: number, rows: number, channels: number): void;
+  maxMin(heap: Uint8Array, a: number, b: number, out: number, n: number, max: number): void;
   info(): { runtime: string; threads: number; openblas: boolean };
   setThreads(n: number): void;
   clearCaches(): void;
