@@ -2,8 +2,8 @@
 // img/s per step kind and network, medians of ≥ 5 repetitions after warm-up, with the ratio.
 // Writes bench/results/train-step.json (and prints a Markdown table).
 //
-//   npm run bench                      # default rows (VGG16-BN: forward and CE only)
-//   npm run bench -- --full            # every row, VGG16-BN PGD included (long on wasm)
+//   npm run bench                      # every row (~15 min on a 2-core CPU)
+//   npm run bench -- --quick           # VGG16-BN: forward and CE only
 //   npm run bench -- --backend cpu --reps 7 --only small-cnn
 import * as fs from 'fs';
 import * as os from 'os';
@@ -44,14 +44,14 @@ const NETWORKS: Record<Network, { arch: 'small-cnn' | 'vgg16'; width: number; ro
   vgg16: { arch: 'vgg16', width: 1, robust: ['block5', 'fc1', 'fc2'] },
 };
 
-function args(): { full: boolean; backend: BackendName; reps: number; warmup: number; only: string | null; out: string } {
+function args(): { quick: boolean; backend: BackendName; reps: number; warmup: number; only: string | null; out: string } {
   const a = process.argv.slice(2);
   const get = (k: string) => {
     const i = a.indexOf(k);
     return i >= 0 ? a[i + 1] : undefined;
   };
   return {
-    full: a.includes('--full'),
+    quick: a.includes('--quick'),
     backend: (get('--backend') ?? 'auto') as BackendName,
     reps: Number(get('--reps') ?? 5),
     warmup: Number(get('--warmup') ?? 1),
@@ -60,10 +60,10 @@ function args(): { full: boolean; backend: BackendName; reps: number; warmup: nu
   };
 }
 
-function rows(full: boolean): Row[] {
+function rows(quick: boolean): Row[] {
   const out: Row[] = [];
   for (const network of ['small-cnn', 'vgg16-w0.25', 'vgg16'] as Network[]) {
-    const heavy = network === 'vgg16' && !full;
+    const heavy = network === 'vgg16' && quick;
     out.push({ network, step: 'forward', batch: 100 }, { network, step: 'ce', batch: 100 });
     if (heavy) continue;
     out.push({ network, step: 'ibrar', batch: 100 }, { network, step: 'pgd-at', batch: 100 });
@@ -177,7 +177,7 @@ function table(results: Result[], backend: BackendInfo): string {
 async function main(): Promise<void> {
   const opt = args();
   const backend = await initBackend(opt.backend);
-  const todo = rows(opt.full).filter((r) => !opt.only || r.network === opt.only || r.step === opt.only);
+  const todo = rows(opt.quick).filter((r) => !opt.only || r.network === opt.only || r.step === opt.only);
   process.stderr.write(`bench: ${todo.length} rows on ${backend.active}, ${opt.reps} reps after ${opt.warmup} warm-up\n`);
   const torch = torchResults(todo, opt.reps, opt.warmup);
   if (!torch) process.stderr.write('bench: PyTorch not available (apt-get install python3-torch libopenblas-dev); ibrar rows only\n');
