@@ -63,6 +63,19 @@ class Args {
     return reinterpret_cast<float*>(base_ + off);
   }
 
+  // Float64Array of at least n entries (not the heap: a host array of its own).
+  double* doubles(size_t i, size_t n) {
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+    napi_value buffer;
+    size_t byteOffset;
+    if (i >= argc_ || napi_get_typedarray_info(env_, argv_[i], &type, &length, &data, &buffer, &byteOffset) != napi_ok ||
+        type != napi_float64_array || length < n)
+      throw ArgError{"argument " + std::to_string(i) + " must be a Float64Array of at least " + std::to_string(n)};
+    return static_cast<double*>(data);
+  }
+
   // Int32Array of exactly n entries copied into `out`.
   void dims(size_t i, int* out, size_t n) {
     napi_typedarray_type type;
@@ -299,6 +312,22 @@ napi_value MaxMin(napi_env env, napi_callback_info info) {
   });
 }
 
+// matMul64(a, b, out, m): Float64Arrays of m·m; out must not alias a or b.
+napi_value MatMul64(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info);
+    const int64_t m = a.integer(3);
+    if (m <= 0 || m > 65536) throw ArgError{"matMul64 size must be in [1, 65536]"};
+    const size_t n = static_cast<size_t>(m) * m;
+    const double* A = a.doubles(0, n);
+    const double* B = a.doubles(1, n);
+    double* out = a.doubles(2, n);
+    if (out == A || out == B) throw ArgError{"matMul64 output must not alias an input"};
+    matMul64(A, B, m, out);
+    return undefinedValue(env);
+  });
+}
+
 // info() -> { runtime: string, threads: number, openblas: boolean }
 napi_value Info(napi_env env, napi_callback_info) {
   return guarded(env, [&] {
@@ -349,6 +378,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"batchNormBackward", nullptr, BatchNormBackwardFn, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"addChannelBias", nullptr, AddChannelBias, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxMin", nullptr, MaxMin, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"matMul64", nullptr, MatMul64, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"clearCaches", nullptr, ClearCaches, nullptr, nullptr, nullptr, napi_default, nullptr},

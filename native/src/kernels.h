@@ -69,6 +69,9 @@ void addChannelBias(const float* x, long rows, long channels, const float* bias,
 // out = max(a, b) or min(a, b) element-wise over n values, NaN from either side propagating.
 void maxMin(const float* a, const float* b, long n, bool max, float* out);
 
+// out = a·b for row-major m×m float64 matrices (HSIC host algebra; elementwise.cc).
+void matMul64(const double* a, const double* b, long m, double* out);
+
 // Library versions and thread count, for diagnostics.
 std::string describeRuntime();
 int maxThreads();

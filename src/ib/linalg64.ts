@@ -3,9 +3,18 @@
 // the loops; callers pass output/work buffers so that per-channel loops can reuse them.
 // Why the host: float32 loses the informative part of kernels that sit within ~1e-3 of 1
 // (method.md §1.1, "Float32 warning"), and tfjs has no float64 tensors.
+import { nativeMatMul64 } from '../engine/native/linalg';
 
-/** out = a·b for m×m matrices (out must not alias a or b). */
+/**
+ * out = a·b for m×m matrices (out must not alias a or b). The native addon, when loaded, runs
+ * the same loop (same operation order per element: bit-identical) on all cores.
+ */
 export function matMul64(a: Float64Array, b: Float64Array, m: number, out: Float64Array): Float64Array {
+  return nativeMatMul64(a, b, m, out) ? out : matMul64Js(a, b, m, out);
+}
+
+/** matMul64 in JS (the fallback, and the reference the native loop is tested against). */
+export function matMul64Js(a: Float64Array, b: Float64Array, m: number, out: Float64Array): Float64Array {
   out.fill(0, 0, m * m);
   for (let i = 0; i < m; i++) {
     const oi = i * m;

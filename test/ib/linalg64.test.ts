@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/engine/rng';
-import { choleskyInPlace, doubleCentre, gaussJordanInverse, matMul64, spdInverse } from '../../src/ib/linalg64';
+import { choleskyInPlace, doubleCentre, gaussJordanInverse, matMul64, matMul64Js, spdInverse } from '../../src/ib/linalg64';
+import { nativeMatMul64 } from '../../src/engine/native/linalg';
 
 function randomSpd(rng: Rng, m: number, ridge: number): Float64Array {
   const b = new Float64Array(m * m);
@@ -68,4 +69,24 @@ test('doubleCentre: H·S·H has zero row and column sums and keeps a centred mat
   }
   const again = doubleCentre(c, m, new Float64Array(m * m), new Float64Array(m));
   again.forEach((v, i) => assert.ok(Math.abs(v - c[i]) < 1e-12));
+});
+
+test('matMul64 through the native addon is bit-identical to the JS loop (when the addon is built)', (t) => {
+  const m = 100;
+  const r = new Rng(64);
+  const a = Float64Array.from({ length: m * m }, () => r.normal());
+  const b = Float64Array.from({ length: m * m }, () => r.normal());
+  for (let i = 0; i < m * m; i += 7) a[i] = 0; // the skipped zero terms
+  const want = matMul64Js(a, b, m, new Float64Array(m * m));
+  const got = new Float64Array(m * m);
+  if (!nativeMatMul64(a, b, m, got)) {
+    t.diagnostic('native addon not loaded; only the JS path exists');
+    return;
+  }
+  assert.deepEqual(got, want);
+  assert.deepEqual(matMul64(a, b, m, new Float64Array(m * m)), want);
+  // and it is a product: (a·b)[3][5] = Σ_k a[3][k]·b[k][5]
+  let s = 0;
+  for (let k = 0; k < m; k++) s += a[3 * m + k] * b[k * m + 5];
+  assert.ok(Math.abs(got[3 * m + 5] - s) <= 1e-12 * (1 + Math.abs(s)));
 });

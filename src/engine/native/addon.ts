@@ -18,6 +18,7 @@ export interface NativeAddon {
   ): void;
   addChannelBias(heap: Uint8Array, x: number, bias: number, y: number, rows: number, channels: number): void;
   maxMin(heap: Uint8Array, a: number, b: number, out: number, n: number, max: number): void;
+  matMul64(a: Float64Array, b: Float64Array, out: Float64Array, m: number): void;
   info(): { runtime: string; threads: number; openblas: boolean };
   setThreads(n: number): void;
   clearCaches(): void;
