@@ -41,7 +41,10 @@ test('two runs of the same config at once: distinct run dirs, no file written by
 test('a second process cannot resume a run dir that is in use: exit 2 naming the holder', { timeout: 90_000 }, async () => {
   const runs = path.join(root, 'locked');
   const cfg = path.join(root, 'locked.yaml');
-  fs.writeFileSync(cfg, tinyYaml(runs, { epochs: 8, trainSize: 256 }));
+  // Long enough (~0.1 s per epoch with native kernels) that the holder is still training
+  // when the second process, and then the SIGINT, arrive.
+  const epochs = 60;
+  fs.writeFileSync(cfg, tinyYaml(runs, { epochs, trainSize: 256 }));
   const first = spawnCli(['train', '--config', cfg]);
   const runDir = (await first.waitFor(/run dir: (\S+)/)).slice('run dir: '.length);
   const second = await runCli(['train', '--resume', runDir]);
@@ -57,13 +60,14 @@ test('a second process cannot resume a run dir that is in use: exit 2 naming the
   // Once the holder is gone, resuming works.
   const third = await runCli(['train', '--resume', runDir]);
   assert.equal(third.code, 0, third.stderr);
-  assert.equal(exactMetrics(runDir).length, 8);
+  assert.equal(exactMetrics(runDir).length, epochs);
 });
 
 test('a lock left by a killed process does not block --resume', { timeout: 90_000 }, async () => {
   const runs = path.join(root, 'stale');
   const cfg = path.join(root, 'stale.yaml');
-  fs.writeFileSync(cfg, tinyYaml(runs, { epochs: 8, trainSize: 256, train: 'checkpointEvery: 4' }));
+  const epochs = 60; // still training 0.5 s in, with native kernels (~0.1 s per epoch)
+  fs.writeFileSync(cfg, tinyYaml(runs, { epochs, trainSize: 256, train: 'checkpointEvery: 4' }));
   const first = spawnCli(['train', '--config', cfg]);
   const runDir = (await first.waitFor(/run dir: (\S+)/)).slice('run dir: '.length);
   await new Promise((r) => setTimeout(r, 500));
@@ -72,5 +76,5 @@ test('a lock left by a killed process does not block --resume', { timeout: 90_00
   assert.ok(fs.existsSync(runLayout(runDir).lock), 'SIGKILL left the lock file');
   const again = await runCli(['train', '--resume', runDir]);
   assert.equal(again.code, 0, again.stderr);
-  assert.equal(exactMetrics(runDir).length, 8);
+  assert.equal(exactMetrics(runDir).length, epochs);
 });
