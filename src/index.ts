@@ -1,6 +1,7 @@
 // ibrar's library API: everything the CLI does, callable from code (and tests).
 export { tf } from './engine/tf';
 export { initBackend, backendInfo, BACKENDS, type BackendInfo, type BackendName } from './engine/backend';
+export { backendReadsSync } from './engine/reads';
 export { Rng, type RngState } from './engine/rng';
 export { UserError } from './errors';
 
@@ -15,7 +16,8 @@ export type { Model, ForwardOptions, ForwardResult, NamedParam } from './models/
 
 export { hsicCca, hsicCcaValue, hsicPlain, hsicNormalized, ibRegularizer, resolveLayers, computeChannelMask, makeChannelMaskHook } from './ib';
 
-export { TrainStepper, NonFiniteLossError, type StepOutcome } from './train/step';
+export { TrainStepper, NonFiniteLossError, type StepOutcome, type TrainStepperOptions } from './train/step';
+export type { IbMode } from './train/deferred-ib';
 export { train, evaluateClean, type TrainOptions, type TrainResult, type TrainProgress } from './train/trainer';
 export { crossEntropy, tradesCodeLoss, tradesOriginalLoss, martLoss } from './train/objectives/losses';
 export { getObjective, listObjectives } from './train/objectives/registry';

@@ -14,6 +14,7 @@
 import { tf } from '../engine/tf';
 import type { Rng } from '../engine/rng';
 import { UserError } from '../errors';
+import { backendReadsSync } from '../engine/reads';
 import {
   cePerExample,
   gatherRows,
@@ -23,6 +24,7 @@ import {
   predict,
   projectLinfMinMax,
   rankedClass,
+  readTidy,
   swap,
   uniformTensor,
   whereRows,
@@ -92,11 +94,15 @@ function dlrCoefficients(z: ArrayLike<number>, n: number, K: number, y: Int32Arr
   return { a, b };
 }
 
-export function apgdLossPerExample(logits: tf.Tensor2D, y: Int32Array, t: Int32Array | null, loss: ApgdLoss): tf.Tensor1D {
+/**
+ * `values`: the logits' values, when read ahead of the gradient tape (backends without
+ * synchronous reads); otherwise they are read here.
+ */
+export function apgdLossPerExample(logits: tf.Tensor2D, y: Int32Array, t: Int32Array | null, loss: ApgdLoss, values?: ArrayLike<number>): tf.Tensor1D {
   const [n, K] = logits.shape;
   if (loss === 'ce') return cePerExample(logits, tf.cast(tf.oneHot(tf.tensor1d(y, 'int32'), K), 'float32') as tf.Tensor2D);
   // The sort picks which logits enter; the gradient flows through the picked values, as torch's sort.
-  const { a, b } = dlrCoefficients(logits.dataSync(), n, K, y, loss === 'dlr-targeted' ? t : null);
+  const { a, b } = dlrCoefficients(values ?? logits.dataSync(), n, K, y, loss === 'dlr-targeted' ? t : null);
   const num = tf.sum(tf.mul(tf.tensor2d(a, [n, K]), logits), 1);
   const den = tf.add(tf.sum(tf.mul(tf.tensor2d(b, [n, K]), logits), 1), 1e-12);
   return tf.neg(tf.div(num, den)) as tf.Tensor1D;
@@ -108,18 +114,23 @@ interface Probe {
   grad: tf.Tensor4D;
 }
 
-function probe(target: AttackTarget, xAdv: tf.Tensor4D, y: Int32Array, t: Int32Array | null, loss: ApgdLoss): Probe {
+async function probe(target: AttackTarget, xAdv: tf.Tensor4D, y: Int32Array, t: Int32Array | null, loss: ApgdLoss): Promise<Probe> {
+  // DLR's sort needs the logits on the host inside the tape; a backend that cannot read
+  // synchronously gets them from an extra forward before it (the same values).
+  const ahead = loss !== 'ce' && !backendReadsSync() ? await readTidy(() => target.logits(xAdv)) : undefined;
   let lossKept!: tf.Tensor1D;
   let logitsKept!: tf.Tensor2D;
   const grad = tf.grad((xi: tf.Tensor) => {
     logitsKept = tf.keep(target.logits(xi as tf.Tensor4D));
-    lossKept = tf.keep(apgdLossPerExample(logitsKept, y, t, loss));
+    lossKept = tf.keep(apgdLossPerExample(logitsKept, y, t, loss, ahead));
     return tf.sum(lossKept);
   })(xAdv) as tf.Tensor4D;
-  const pred = tf.tidy(() => tf.argMax(logitsKept, 1).dataSync() as Int32Array);
-  const lossVals = Float32Array.from(lossKept.dataSync());
-  tf.dispose([lossKept, logitsKept]);
-  return { loss: lossVals, pred, grad };
+  try {
+    const [pred, lossVals] = await Promise.all([readTidy<'int32'>(() => tf.argMax(logitsKept, 1)), lossKept.data()]);
+    return { loss: Float32Array.from(lossVals), pred, grad };
+  } finally {
+    tf.dispose([lossKept, logitsKept]);
+  }
 }
 
 /** Did the loss go up on at most ρ·k of the last k steps? (AutoAttack's check_oscillation,
@@ -145,7 +156,7 @@ export interface ApgdRun {
  * One APGD run on a batch. `start` replaces the random start (AutoAttack's x_init); it is
  * clipped to [0,1] and not disposed.
  */
-export function apgdSingleRun(
+export async function apgdSingleRun(
   target: AttackTarget,
   rng: Rng,
   x: tf.Tensor4D,
@@ -153,7 +164,7 @@ export function apgdSingleRun(
   t: Int32Array | null,
   o: ApgdOptions,
   start?: tf.Tensor4D,
-): ApgdRun {
+): Promise<ApgdRun> {
   const n = x.shape[0];
   const sched = apgdSchedule(o.steps);
   let xAdv = tf.tidy(() => {
@@ -165,7 +176,7 @@ export function apgdSingleRun(
   let xBest = tf.clone(xAdv);
   let xBestAdv = tf.clone(xAdv);
   let xAdvOld = tf.clone(xAdv);
-  const first = probe(target, xAdv, y, t, o.loss);
+  const first = await probe(target, xAdv, y, t, o.loss);
   let grad = first.grad;
   let gradBest = tf.clone(grad);
   const acc = Array.from(first.pred, (p, i) => p === y[i]);
@@ -189,7 +200,7 @@ export function apgdSingleRun(
     xAdvOld = swap(xAdvOld, xAdv);
     xAdv = next;
 
-    const pr = probe(target, xAdv, y, t, o.loss);
+    const pr = await probe(target, xAdv, y, t, o.loss);
     grad.dispose();
     grad = pr.grad;
     const wrong = Array.from(pr.pred, (p, j) => p !== y[j]);
@@ -234,19 +245,19 @@ export function apgdSingleRun(
  * APGD over a batch (AutoAttack `perturb`): only initially correct points are attacked; each
  * restart (and, targeted, each target rank 2..nTargets+1) attacks the points still robust.
  */
-export function apgdAttack(
+export async function apgdAttack(
   target: AttackTarget,
   rng: Rng,
   x: tf.Tensor4D,
   y: tf.Tensor1D,
   o: ApgdOptions,
   nTargets: number | null = null,
-): tf.Tensor4D {
+): Promise<tf.Tensor4D> {
   const K = target.numClasses;
   if (o.loss === 'dlr' && K < 3) throw new UserError(`apgd-dlr needs at least 3 classes (the DLR loss uses the 3rd largest logit), found ${K}`);
   if (o.loss === 'dlr-targeted' && K < 4) throw new UserError(`apgd-t needs at least 4 classes (targeted DLR uses the 4th largest logit), found ${K}`);
-  const labels = labelsOf(y);
-  const clean = predict(target, x);
+  const labels = await labelsOf(y);
+  const clean = await predict(target, x);
   const robust = Array.from(clean, (p, i) => p === labels[i]);
   let out = tf.clone(x);
   const ranks = nTargets === null ? [null] : Array.from({ length: Math.min(nTargets, K - 1) }, (_, i) => i + 2);
@@ -256,8 +267,8 @@ export function apgdAttack(
       if (idx.length === 0) return out;
       const xs = gatherRows(x, idx);
       const ys = Int32Array.from(idx, (i) => labels[i]);
-      const targets = rank === null ? null : rankedClass(target, xs, rank);
-      const run = apgdSingleRun(target, rng, xs, ys, targets, o);
+      const targets = rank === null ? null : await rankedClass(target, xs, rank);
+      const run = await apgdSingleRun(target, rng, xs, ys, targets, o);
       const take = idx.filter((_, j) => run.fooled[j]);
       const rows = indicesWhere(run.fooled);
       take.forEach((i) => (robust[i] = false));

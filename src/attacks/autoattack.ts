@@ -29,7 +29,7 @@ const schema = z
   .strict();
 export type AutoAttackParams = z.output<typeof schema>;
 
-function runPart(part: Part, target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: tf.Tensor1D, p: AutoAttackParams): tf.Tensor4D {
+async function runPart(part: Part, target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: tf.Tensor1D, p: AutoAttackParams): Promise<tf.Tensor4D> {
   const apgd = { eps: p.eps, steps: p.steps, restarts: 1, rho: p.rho };
   const fab = { eps: p.eps, steps: p.steps, restarts: 1, alphaMax: 0.1, eta: 1.05, beta: 0.9 };
   switch (part) {
@@ -44,7 +44,7 @@ function runPart(part: Part, target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: 
     case 'fab-t':
       return fabAttack(target, rng, x, y, fab, p.nTargets);
     case 'square':
-      return squareAttack(target, rng, x, y, { eps: p.eps, queries: p.queries, pInit: p.pInit, restarts: 1, loss: 'margin', rescaleSchedule: false }).xAdv;
+      return (await squareAttack(target, rng, x, y, { eps: p.eps, queries: p.queries, pInit: p.pInit, restarts: 1, loss: 'margin', rescaleSchedule: false })).xAdv;
   }
 }
 
@@ -53,9 +53,9 @@ export const autoattack = defineAttack<AutoAttackParams>({
   description: 'AutoAttack standard ensemble: APGD-CE, APGD-T, FAB-T, Square; worst case per example (Croce & Hein 2020)',
   norm: 'linf',
   schema,
-  attack: ({ target, rng }, x, y, p) => {
-    const labels = labelsOf(y);
-    const clean = predict(target, x);
+  attack: async ({ target, rng }, x, y, p) => {
+    const labels = await labelsOf(y);
+    const clean = await predict(target, x);
     const robust = Array.from(clean, (v, i) => v === labels[i]);
     const n = labels.length;
     const extra: Record<string, number> = { 'robust.clean': robust.filter(Boolean).length / n };
@@ -65,8 +65,8 @@ export const autoattack = defineAttack<AutoAttackParams>({
       if (idx.length > 0) {
         const xs = gatherRows(x, idx);
         const ys = tf.tensor1d(Array.from(idx, (i) => labels[i]), 'int32');
-        const adv = runPart(part, target, rng.fork(part), xs, ys, p);
-        const pred = predict(target, adv);
+        const adv = await runPart(part, target, rng.fork(part), xs, ys, p);
+        const pred = await predict(target, adv);
         const rows = indicesWhere(Array.from(pred, (v, j) => v !== labels[idx[j]]));
         const take = rows.map((j) => idx[j]);
         take.forEach((i) => (robust[i] = false));

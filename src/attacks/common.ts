@@ -1,5 +1,6 @@
 // Small tensor helpers every attack uses: losses, input gradients, projections, row
-// bookkeeping. Label picking is one-hot × logits (tf.gather has no gradient on wasm).
+// bookkeeping. Label picking is one-hot × logits (tf.gather has no gradient on wasm). Values
+// come to the host with `await data()`, which every backend supports (webgpu has no dataSync).
 import { tf } from '../engine/tf';
 import type { Rng } from '../engine/rng';
 import type { AttackTarget } from './types';
@@ -46,12 +47,22 @@ export function projectL2(xAdv: tf.Tensor4D, x: tf.Tensor4D, eps: number): tf.Te
   });
 }
 
-export function predict(target: AttackTarget, x: tf.Tensor4D): Int32Array {
-  return tf.tidy(() => tf.argMax(target.logits(x), 1).dataSync() as Int32Array);
+/** `await t.data()` of a tensor made by `f` (inside tidy), which is then disposed. */
+export async function readTidy<D extends tf.DataType = 'float32'>(f: () => tf.Tensor): Promise<tf.DataTypeMap[D]> {
+  const t = tf.tidy(f);
+  try {
+    return (await t.data()) as tf.DataTypeMap[D];
+  } finally {
+    t.dispose();
+  }
 }
 
-export function labelsOf(y: tf.Tensor1D): Int32Array {
-  return Int32Array.from(y.dataSync(), (v) => Math.round(v));
+export async function predict(target: AttackTarget, x: tf.Tensor4D): Promise<Int32Array> {
+  return readTidy<'int32'>(() => tf.argMax(target.logits(x), 1));
+}
+
+export async function labelsOf(y: tf.Tensor1D): Promise<Int32Array> {
+  return Int32Array.from(await y.data(), (v) => Math.round(v));
 }
 
 /** U(lo, hi) noise drawn from the attack's Rng (deterministic on every backend). */
@@ -91,8 +102,8 @@ export function whereRows<T extends tf.Tensor>(flags: ArrayLike<boolean | number
 }
 
 /** Per-example ‖a − b‖∞. */
-export function linfDist(a: tf.Tensor4D, b: tf.Tensor4D): Float32Array {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b)), [1, 2, 3]).dataSync() as Float32Array);
+export async function linfDist(a: tf.Tensor4D, b: tf.Tensor4D): Promise<Float32Array> {
+  return readTidy(() => tf.max(tf.abs(tf.sub(a, b)), [1, 2, 3]));
 }
 
 /** Indices i with flags[i] true. */
@@ -109,10 +120,7 @@ export function swap<T extends tf.Tensor>(old: T, next: T): T {
 }
 
 /** Per example, the class with the `rank`-th largest logit (rank 2 = runner-up). */
-export function rankedClass(target: AttackTarget, x: tf.Tensor4D, rank: number): Int32Array {
-  return tf.tidy(() => {
-    const { indices } = tf.topk(target.logits(x), rank);
-    const all = indices.dataSync();
-    return Int32Array.from({ length: x.shape[0] }, (_, i) => all[i * rank + rank - 1]);
-  });
+export async function rankedClass(target: AttackTarget, x: tf.Tensor4D, rank: number): Promise<Int32Array> {
+  const all = await readTidy<'int32'>(() => tf.topk(target.logits(x), rank).indices);
+  return Int32Array.from({ length: x.shape[0] }, (_, i) => all[i * rank + rank - 1]);
 }

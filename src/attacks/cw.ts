@@ -58,7 +58,7 @@ export interface CwRun {
   costTrace?: number[];
 }
 
-export function cwL2(target: AttackTarget, x: tf.Tensor4D, y: tf.Tensor1D, p: CwParams, opts: { trace?: boolean } = {}): CwRun {
+export async function cwL2(target: AttackTarget, x: tf.Tensor4D, y: tf.Tensor1D, p: CwParams, opts: { trace?: boolean } = {}): Promise<CwRun> {
   const yOh = oneHot(y, target.numClasses);
   const yIdx = tf.cast(y, 'int32');
   const frozen = p.margin === 'torchattacks' ? tf.logicalOr(tf.lessEqual(x, 0), tf.greaterEqual(x, 1)) : null;
@@ -119,7 +119,7 @@ export function cwL2(target: AttackTarget, x: tf.Tensor4D, y: tf.Tensor1D, p: Cw
     bestAdv = swap(bestAdv, bestAdvn);
 
     const isCheck = step % checkEvery === 0;
-    const cost = isCheck || costTrace ? value.dataSync()[0] : NaN;
+    const cost = isCheck || costTrace ? (await value.data())[0] : NaN;
     costTrace?.push(cost);
     tf.dispose([value, grad, adv, curL2, logits]);
     if (isCheck) {
@@ -130,7 +130,7 @@ export function cwL2(target: AttackTarget, x: tf.Tensor4D, y: tf.Tensor1D, p: Cw
       prevCost = cost;
     }
   }
-  const bestL2Sq = bestL2.dataSync() as Float32Array;
+  const bestL2Sq = (await bestL2.data()) as Float32Array;
   tf.dispose([w, m, v, bestL2, yOh, yIdx, ...(frozen ? [frozen] : [])]);
   return { xAdv: bestAdv, bestL2Sq, stoppedAt, costTrace };
 }
@@ -140,10 +140,10 @@ export const cw = defineAttack<CwParams>({
   description: 'Carlini–Wagner L2: Adam in tanh space on ‖δ‖² + c·f, best misclassified iterate (torchattacks)',
   norm: 'l2',
   schema,
-  attack: ({ target }, x, y, p) => {
-    const clean = predict(target, x);
-    const labels = labelsOf(y);
-    const run = cwL2(target, x, y, p);
+  attack: async ({ target }, x, y, p) => {
+    const clean = await predict(target, x);
+    const labels = await labelsOf(y);
+    const run = await cwL2(target, x, y, p);
     // Mean L2 over examples that were correct and got misclassified (successRate = their share).
     let sum = 0;
     let count = 0;

@@ -27,15 +27,15 @@ export interface FabOptions {
 }
 
 /** Hyperplane per example at x1: w (flattened NHWC) and b with w·z = b the linearised boundary. */
-function boundaryPlanes(
+async function boundaryPlanes(
   target: AttackTarget,
   x1: tf.Tensor4D,
   yIdx: Int32Array,
   targets: Int32Array | null,
-): { w: Float32Array; b: Float32Array } {
+): Promise<{ w: Float32Array; b: Float32Array }> {
   const K = target.numClasses;
   const n = x1.shape[0];
-  return tf.tidy(() => {
+  const [wT, bT] = tf.tidy(() => {
     const yOh = tf.cast(tf.oneHot(tf.tensor1d(yIdx, 'int32'), K), 'float32');
     const flatX = tf.reshape(x1, [n, -1]);
     let w: tf.Tensor2D;
@@ -76,15 +76,21 @@ function boundaryPlanes(
       }
     }
     const b = tf.add(tf.neg(df), tf.sum(tf.mul(w, flatX), 1));
-    return { w: w.dataSync() as Float32Array, b: b.dataSync() as Float32Array };
+    return [w, b];
   });
+  try {
+    const [w, b] = await Promise.all([wT.data(), bT.data()]);
+    return { w: w as Float32Array, b: b as Float32Array };
+  } finally {
+    tf.dispose([wT, bT]);
+  }
 }
 
 /**
  * One FAB run on a batch whose points are all to be attacked. Returns the per-example
  * smallest-L∞ misclassified point found (flattened NHWC) and its distance (1e10 if none).
  */
-function fabSingleRun(
+async function fabSingleRun(
   target: AttackTarget,
   rng: Rng,
   x: tf.Tensor4D,
@@ -92,10 +98,10 @@ function fabSingleRun(
   targets: Int32Array | null,
   o: FabOptions,
   randomStart: boolean,
-): { adv: Float32Array; dist: Float64Array } {
+): Promise<{ adv: Float32Array; dist: Float64Array }> {
   const [n, h, wd, c] = x.shape;
   const d = h * wd * c;
-  const x0 = x.dataSync() as Float32Array;
+  const x0 = (await x.data()) as Float32Array;
   const x1 = Float32Array.from(x0);
   const adv = Float32Array.from(x0);
   const best = new Float64Array(n).fill(1e10);
@@ -113,8 +119,7 @@ function fabSingleRun(
   const d2 = new Float64Array(d);
   for (let step = 0; step < o.steps; step++) {
     const x1t = tf.tensor4d(x1, [n, h, wd, c]);
-    const { w, b } = boundaryPlanes(target, x1t, yIdx, targets);
-    x1t.dispose();
+    const { w, b } = await boundaryPlanes(target, x1t, yIdx, targets).finally(() => x1t.dispose());
     for (let i = 0; i < n; i++) {
       const wi = w.subarray(i * d, (i + 1) * d);
       const row1 = x1.subarray(i * d, (i + 1) * d);
@@ -129,8 +134,7 @@ function fabSingleRun(
       }
     }
     const x1n = tf.tensor4d(x1, [n, h, wd, c]);
-    const pred = predict(target, x1n);
-    x1n.dispose();
+    const pred = await predict(target, x1n).finally(() => x1n.dispose());
     for (let i = 0; i < n; i++) {
       if (pred[i] === yIdx[i]) continue;
       const row1 = x1.subarray(i * d, (i + 1) * d);
@@ -152,16 +156,16 @@ function fabSingleRun(
  * from the second), or targeted over ranks 2..nTargets+1 with `restarts` runs each. Each run
  * attacks only the points still correctly classified within ε.
  */
-export function fabAttack(
+export async function fabAttack(
   target: AttackTarget,
   rng: Rng,
   x: tf.Tensor4D,
   y: tf.Tensor1D,
   o: FabOptions,
   nTargets: number | null,
-): tf.Tensor4D {
-  const labels = labelsOf(y);
-  const clean = predict(target, x);
+): Promise<tf.Tensor4D> {
+  const labels = await labelsOf(y);
+  const clean = await predict(target, x);
   const robust = Array.from(clean, (p, i) => p === labels[i]);
   let out = tf.clone(x);
   // Ranks 2..nTargets+1 (AutoAttack), capped at the number of other classes.
@@ -172,11 +176,10 @@ export function fabAttack(
       if (idx.length === 0) return out;
       const xs = gatherRows(x, idx);
       const ys = Int32Array.from(idx, (i) => labels[i]);
-      const targets = rank === null ? null : rankedClass(target, xs, rank);
-      const run = fabSingleRun(target, rng, xs, ys, targets, o, r > 0);
+      const targets = rank === null ? null : await rankedClass(target, xs, rank);
+      const run = await fabSingleRun(target, rng, xs, ys, targets, o, r > 0);
       const cand = tf.tensor4d(run.adv, xs.shape);
-      const pred = predict(target, cand);
-      const dist = linfDist(cand, xs);
+      const [pred, dist] = await Promise.all([predict(target, cand), linfDist(cand, xs)]);
       const take: number[] = [];
       const rows: number[] = [];
       idx.forEach((i, j) => {

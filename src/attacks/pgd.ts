@@ -78,28 +78,31 @@ function pgdOnce(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: tf.Tensor1D,
 }
 
 /** Per-example (fooled, CE) of a candidate batch. */
-function judge(target: AttackTarget, xAdv: tf.Tensor4D, y: tf.Tensor1D): { fooled: boolean[]; ce: Float32Array } {
-  return tf.tidy(() => {
+async function judge(target: AttackTarget, xAdv: tf.Tensor4D, y: tf.Tensor1D): Promise<{ fooled: boolean[]; ce: Float32Array }> {
+  const [pred, ce] = tf.tidy(() => {
     const logits = target.logits(xAdv);
-    const pred = tf.argMax(logits, 1).dataSync();
-    const lab = y.dataSync();
-    const ce = cePerExample(logits, oneHot(y, target.numClasses)).dataSync() as Float32Array;
-    return { fooled: Array.from(pred, (v, i) => v !== lab[i]), ce };
+    return [tf.argMax(logits, 1), cePerExample(logits, oneHot(y, target.numClasses))];
   });
+  try {
+    const [p, c, lab] = await Promise.all([pred.data(), ce.data(), y.data()]);
+    return { fooled: Array.from(p, (v, i) => v !== lab[i]), ce: c as Float32Array };
+  } finally {
+    tf.dispose([pred, ce]);
+  }
 }
 
-export function pgdWithRestarts(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: tf.Tensor1D, p: PgdParams): tf.Tensor4D {
+export async function pgdWithRestarts(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: tf.Tensor1D, p: PgdParams): Promise<tf.Tensor4D> {
   let best = pgdOnce(target, rng, x, y, p);
   if (p.restarts === 1) return best;
-  let { fooled, ce } = judge(target, best, y);
-  const labels = labelsOf(y);
+  let { fooled, ce } = await judge(target, best, y);
+  const labels = await labelsOf(y);
   for (let r = 1; r < p.restarts; r++) {
     const idx = indicesWhere(fooled.map((f) => !f));
     if (idx.length === 0) break;
     const xs = gatherRows(x, idx);
     const ys = tf.tensor1d(Array.from(idx, (i) => labels[i]), 'int32');
     const cand = pgdOnce(target, rng, xs, ys, p);
-    const res = judge(target, cand, ys);
+    const res = await judge(target, cand, ys);
     const take: number[] = [];
     const takeRows: number[] = [];
     idx.forEach((i, j) => {
@@ -122,5 +125,5 @@ export const pgd = defineAttack<PgdParams>({
   description: 'Projected gradient descent, L∞, random start, α = ε/steps·2.3 (Madry et al. 2018)',
   norm: 'linf',
   schema,
-  attack: ({ target, rng }, x, y, p) => ({ xAdv: pgdWithRestarts(target, rng, x, y, p) }),
+  attack: async ({ target, rng }, x, y, p) => ({ xAdv: await pgdWithRestarts(target, rng, x, y, p) }),
 });

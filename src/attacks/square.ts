@@ -51,15 +51,20 @@ export function squareSide(p: number, h: number, w: number): number {
   return Math.min(Math.max(roundHalfEven(Math.sqrt(p * h * w)), 1), Math.min(h, w));
 }
 
-function marginAndLoss(target: AttackTarget, x: tf.Tensor4D, y: Int32Array, loss: SquareParams['loss']): { margin: Float32Array; loss: Float32Array } {
-  return tf.tidy(() => {
+async function marginAndLoss(target: AttackTarget, x: tf.Tensor4D, y: Int32Array, loss: SquareParams['loss']): Promise<{ margin: Float32Array; loss: Float32Array }> {
+  const [marginT, lossT] = tf.tidy(() => {
     const logits = target.logits(x);
     const yOh = tf.cast(tf.oneHot(tf.tensor1d(y, 'int32'), target.numClasses), 'float32') as tf.Tensor2D;
     const real = tf.sum(tf.mul(yOh, logits), 1);
     const other = tf.max(tf.where(tf.cast(yOh, 'bool'), tf.fill(logits.shape, -Infinity), logits), 1);
-    const margin = tf.sub(real, other).dataSync() as Float32Array;
-    return { margin, loss: loss === 'margin' ? margin : (tf.neg(cePerExample(logits, yOh)).dataSync() as Float32Array) };
+    return [tf.sub(real, other), loss === 'margin' ? null : tf.neg(cePerExample(logits, yOh))];
   });
+  try {
+    const margin = (await marginT.data()) as Float32Array;
+    return { margin, loss: lossT ? ((await lossT.data()) as Float32Array) : margin };
+  } finally {
+    tf.dispose([marginT, ...(lossT ? [lossT] : [])]);
+  }
 }
 
 function randomSign(rng: Rng): number {
@@ -67,12 +72,12 @@ function randomSign(rng: Rng): number {
 }
 
 /** One Square run on the given points; returns the best points and the queries per example. */
-function squareSingleRun(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: Int32Array, p: SquareParams): { xBest: tf.Tensor4D; queries: Float64Array } {
+async function squareSingleRun(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: Int32Array, p: SquareParams): Promise<{ xBest: tf.Tensor4D; queries: Float64Array }> {
   const [n, h, w, c] = x.shape;
   const stripes = new Float32Array(n * w * c);
   for (let i = 0; i < stripes.length; i++) stripes[i] = randomSign(rng) * p.eps;
   let xBest = tf.tidy(() => tf.clipByValue(tf.add(x, tf.tensor4d(stripes, [n, 1, w, c])), 0, 1) as tf.Tensor4D);
-  const init = marginAndLoss(target, xBest, y, p.loss);
+  const init = await marginAndLoss(target, xBest, y, p.loss);
   const marginMin = Float32Array.from(init.margin);
   const lossMin = Float32Array.from(init.loss);
   const queries = new Float64Array(n).fill(1);
@@ -95,7 +100,7 @@ function squareSingleRun(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: Int3
       return tf.clipByValue(tf.minimum(tf.maximum(moved, tf.sub(xCurr, p.eps)), tf.add(xCurr, p.eps)), 0, 1) as tf.Tensor4D;
     });
     const yCurr = Int32Array.from(idx, (i) => y[i]);
-    const res = marginAndLoss(target, xNew, yCurr, p.loss);
+    const res = await marginAndLoss(target, xNew, yCurr, p.loss);
     const keep = idx.map((i, j) => {
       const lower = res.loss[j] < lossMin[i];
       if (lower) lossMin[i] = res.loss[j];
@@ -112,9 +117,9 @@ function squareSingleRun(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: Int3
   return { xBest, queries };
 }
 
-export function squareAttack(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: tf.Tensor1D, p: SquareParams): { xAdv: tf.Tensor4D; queries: number } {
-  const labels = labelsOf(y);
-  const clean = predict(target, x);
+export async function squareAttack(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: tf.Tensor1D, p: SquareParams): Promise<{ xAdv: tf.Tensor4D; queries: number }> {
+  const labels = await labelsOf(y);
+  const clean = await predict(target, x);
   const robust = Array.from(clean, (v, i) => v === labels[i]);
   let out = tf.clone(x);
   let total = 0;
@@ -123,9 +128,9 @@ export function squareAttack(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: 
     if (idx.length === 0) break;
     const xs = gatherRows(x, idx);
     const ys = Int32Array.from(idx, (i) => labels[i]);
-    const run = squareSingleRun(target, rng, xs, ys, p);
+    const run = await squareSingleRun(target, rng, xs, ys, p);
     run.queries.forEach((q) => (total += q));
-    const pred = predict(target, run.xBest);
+    const pred = await predict(target, run.xBest);
     const fooled = Array.from(pred, (v, j) => v !== ys[j]);
     const take = idx.filter((_, j) => fooled[j]);
     take.forEach((i) => (robust[i] = false));

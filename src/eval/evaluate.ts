@@ -16,6 +16,7 @@ import { buildModel } from '../models/registry';
 import type { Model } from '../models/types';
 import { getAttack, parseAttackList } from '../attacks/registry';
 import { targetFromModel } from '../attacks/target';
+import { predict } from '../attacks/common';
 import type { AttackContext } from '../attacks/types';
 import { loadCheckpoint } from '../train/checkpoint';
 import { constantMaskHook, makeAdaptiveLoss } from '../train/ib-hooks';
@@ -141,15 +142,14 @@ export async function evaluateRun(req: EvalRequest, opts: { progress?: EvalProgr
       if (b++ < state.doneBatches) continue;
       const { x, y, yOneHot } = toTensors(batch, dataset.numClasses);
       try {
-        const clean = tf.tidy(() => tf.argMax(target.logits(x), 1).dataSync() as Int32Array);
+        const clean = await predict(target, x);
         state.clean.push(...clean);
         for (const a of attacks) {
           const ctx: AttackContext = { target, rng: new Rng(req.seed).fork(`${a}-${b - 1}`), extraLoss: adaptive };
           const t0 = process.hrtime.bigint();
           const res = await getAttack(a).run(ctx, x, y, params[a] as never);
           state.seconds[a] += Number(process.hrtime.bigint() - t0) / 1e9;
-          const pred = tf.tidy(() => tf.argMax(target.logits(res.xAdv), 1).dataSync() as Int32Array);
-          res.xAdv.dispose();
+          const pred = await predict(target, res.xAdv).finally(() => res.xAdv.dispose());
           state.preds[a].push(...pred);
           for (const [k, v] of Object.entries(res.extra ?? {})) state.extraSums[a][k] = (state.extraSums[a][k] ?? 0) + v * batch.n;
           if (res.queries !== undefined) state.extraSums[a].queries = (state.extraSums[a].queries ?? 0) + res.queries;

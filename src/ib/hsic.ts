@@ -54,14 +54,34 @@ function gramOf(z2: tf.Tensor2D): tf.Tensor2D {
   return tf.matMul(z2, tf.transpose(z2));
 }
 
+/** A float32 Gram matrix read to the host: m×m row-major, of features d wide. */
+export interface HostGram {
+  gram: Float32Array;
+  m: number;
+  d: number;
+}
+
+/** Float32 Gram Zc·Zcᵀ of the column-centred, flattened features, left on the backend. */
+export function centredGramTensor(z: tf.Tensor): tf.Tensor2D {
+  return tf.tidy(() => gramOf(centreColumns(flatten2d(z))));
+}
+
 /** Float32 Gram of the column-centred, flattened features. */
-export function centredGram(z: tf.Tensor): { gram: Float32Array; m: number; d: number } {
-  const m = z.shape[0];
-  const d = z.size / m;
-  const gram = tf.tidy(() => gramOf(centreColumns(flatten2d(z))));
+export function centredGram(z: tf.Tensor): HostGram {
+  const gram = centredGramTensor(z);
   const data = gram.dataSync() as Float32Array;
   gram.dispose();
-  return { gram: data, m, d };
+  return { gram: data, m: z.shape[0], d: z.size / z.shape[0] };
+}
+
+/** centredGram without a synchronous read, for backends that cannot read synchronously. */
+export async function readCentredGram(z: tf.Tensor): Promise<HostGram> {
+  const gram = centredGramTensor(z);
+  try {
+    return { gram: (await gram.data()) as Float32Array, m: z.shape[0], d: z.size / z.shape[0] };
+  } finally {
+    gram.dispose();
+  }
 }
 
 /** Host float64 centred kernel S = H K H of a tensor (no gradient). */
@@ -171,6 +191,14 @@ function inputGrad(x: tf.Tensor, op: Float64Array, m: number, kind: KernelKind):
     const g = tf.matMul(tf.tensor2d(Float32Array.from(op), [m, m]), zc);
     return tf.reshape(x.dtype === 'float32' ? g : tf.cast(g, x.dtype), x.shape);
   });
+}
+
+/**
+ * ∂h/∂T for a gaussian-kernel argument T, from the operator L of featureGradOperator: the
+ * float32 product L·Zc on the backend, shaped like T.
+ */
+export function tapGradient(t: tf.Tensor, op: Float64Array): tf.Tensor {
+  return inputGrad(t, op, t.shape[0], 'gaussian');
 }
 
 function checkBatch(a: tf.Tensor, b: tf.Tensor): number {
@@ -301,10 +329,48 @@ export function ccaTargetFromKernel(ker: CentredKernel, eps = HSIC_EPS): CcaTarg
   return { m: ker.m, kind: ker.kind, r: ccaSide(ker, eps).r };
 }
 
+/** hsicCca(T, target_k) for every target, and what its gradient needs, from T's Gram. */
+export interface CcaManyHost {
+  /** The HSIC values in float64, one per target. */
+  values: number[];
+  /**
+   * The m×m operator L (float64) with ∂(Σ_k w_k·h_k)/∂Zc = L·Zc, for the weights w (the
+   * upstream gradient of the values); tapGradient turns it into ∂/∂T.
+   */
+  gradOperator(weights: ArrayLike<number>): Float64Array;
+}
+
+/**
+ * The host half of hsicCcaMany: everything after T's float32 Gram (gaussian kernel on T), in
+ * float64. Pure, so the one-pass customGrad and the deferred path (src/train/deferred-ib.ts),
+ * which reads the Gram before the gradient tape opens, share it.
+ */
+export function ccaManyFromGram(g: HostGram, targets: readonly CcaTarget[], opts: { sigma?: number; eps?: number } = {}): CcaManyHost {
+  const { m, d } = g;
+  for (const tg of targets) {
+    if (tg.m !== m) throw new Error(`HSIC target has batch ${tg.m}, features have batch ${m}`);
+  }
+  const ker = centredKernelFromGram(g.gram, m, d, 'gaussian', opts.sigma ?? HSIC_SIGMA);
+  const side = ccaSide(ker, opts.eps ?? HSIC_EPS);
+  return {
+    values: targets.map((tg) => dot64(side.r, tg.r, m * m)),
+    gradOperator: (weights) => {
+      const w = new Float64Array(m * m);
+      targets.forEach((tg, k) => {
+        const c = weights[k];
+        if (c !== 0) for (let i = 0; i < m * m; i++) w[i] += c * tg.r[i];
+      });
+      return featureGradOperator(ker, ccaGradS(side, w, m), 1);
+    },
+  };
+}
+
 /**
  * [hsicCca(t, target_0), hsicCca(t, target_1), …] with t's kernel factorised once; the
  * gaussian kernel on t. Differentiable w.r.t. t only (the targets are constants). The
  * float64 values are also written to `out` when given (for logging without a read-back).
+ * Reads t's Gram synchronously inside the forward: see src/train/deferred-ib.ts for backends
+ * that cannot.
  */
 export function hsicCcaMany(
   t: tf.Tensor,
@@ -316,26 +382,14 @@ export function hsicCcaMany(
   for (const tg of targets) {
     if (tg.m !== m) throw new Error(`HSIC target has batch ${tg.m}, features have [${t.shape}]`);
   }
-  const sigma = opts.sigma ?? HSIC_SIGMA;
-  const eps = opts.eps ?? HSIC_EPS;
   const op = tf.customGrad((...args: unknown[]) => {
     const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
     save([x]);
-    const ker = centredKernel(x, 'gaussian', sigma);
-    const side = ccaSide(ker, eps);
-    const values = targets.map((tg) => dot64(side.r, tg.r, m * m));
-    if (out) out.set(values);
+    const host = ccaManyFromGram(centredGram(x), targets, opts);
+    if (out) out.set(host.values);
     return {
-      value: tf.tensor1d(values),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const w = new Float64Array(m * m);
-        const dys = dy.dataSync();
-        targets.forEach((tg, k) => {
-          const c = dys[k];
-          if (c !== 0) for (let i = 0; i < m * m; i++) w[i] += c * tg.r[i];
-        });
-        return [inputGrad(saved[0], featureGradOperator(ker, ccaGradS(side, w, m), 1), m, 'gaussian')];
-      },
+      value: tf.tensor1d(host.values),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tapGradient(saved[0], host.gradOperator(dy.dataSync()))],
     };
   });
   return op(t) as tf.Tensor1D;

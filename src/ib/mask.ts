@@ -14,7 +14,7 @@
 // Channel distances come straight from the feature values for 1×1 maps (exact in float64)
 // and from one batched [C, m, m] Gram matmul on the backend otherwise.
 import { tf } from '../engine/tf';
-import { ccaTarget, ccaTargetFromKernel, type CcaTarget } from './hsic';
+import { ccaTargetFromKernel, centredGramTensor, type CcaTarget, type HostGram } from './hsic';
 import { centredKernelFromGram, gaussianMFromGram, hostCentredGram, HSIC_EPS, HSIC_SIGMA } from './kernels';
 import { choleskyInPlace, dot64, dotRange, doubleCentre, spdInverse } from './linalg64';
 
@@ -86,22 +86,63 @@ export function labelTarget(labels: ArrayLike<number>, numClasses: number, opts:
   return { ...full, lowRank: { rank: k, ft, n } };
 }
 
+/** Shape facts of a mask tap's features: m examples, C channels of h·w values each. */
+interface ChannelLayout {
+  m: number;
+  C: number;
+  hw: number;
+}
+
+function channelLayout(features: tf.Tensor): ChannelLayout {
+  const m = features.shape[0];
+  const C = features.shape[features.rank - 1];
+  return { m, C, hw: features.size / (m * C) };
+}
+
+/**
+ * What channel scores are computed from, on the backend: for 1×1 maps the features [m, C]
+ * themselves (distances exact in float64 on the host), otherwise every channel's Gram of its
+ * centred maps [C, m, m] in one batched matmul. The caller disposes it.
+ */
+export function channelReadTensor(features: tf.Tensor): tf.Tensor {
+  const { m, C, hw } = channelLayout(features);
+  if (hw === 1) return tf.reshape(features, [m, C]);
+  return tf.tidy(() => {
+    const f = tf.transpose(tf.reshape(tf.cast(features, 'float32'), [m, hw, C]), [2, 0, 1]); // [C, m, hw]
+    const fc = tf.sub(f, tf.mean(f, 1, true));
+    return tf.matMul(fc, fc, false, true); // [C, m, m]; batched, transposeB was not the slow path here
+  });
+}
+
 /**
  * HSIC_cca(f_c, T) for every scored channel c and every target T (each R_T shared across
  * channels). features: [m, h, w, C] (NHWC) or [m, C]. Returns one Float64Array per target.
  */
 export function channelScores(features: tf.Tensor, targets: readonly CcaTarget[], nChannels: number, opts: ScoreOptions = {}): Float64Array[] {
-  const m = features.shape[0];
-  const C = features.shape[features.rank - 1];
-  const hw = features.size / (m * C);
-  if (features.rank < 2 || nChannels > C) throw new Error(`channelScores: features [${features.shape}] cannot give ${nChannels} channels`);
+  if (features.rank < 2) throw new Error(`channelScores: features [${features.shape}] cannot give ${nChannels} channels`);
+  const t = channelReadTensor(features);
+  const values = t.dataSync();
+  t.dispose();
+  return channelScoresFromHost(values, channelLayout(features), targets, nChannels, opts);
+}
+
+/** channelScores from the host copy of channelReadTensor(features). */
+export function channelScoresFromHost(
+  values: ArrayLike<number>,
+  layout: ChannelLayout,
+  targets: readonly CcaTarget[],
+  nChannels: number,
+  opts: ScoreOptions = {},
+): Float64Array[] {
+  const { m, C, hw } = layout;
+  if (nChannels > C) throw new Error(`channelScores: ${C} channels cannot give ${nChannels}`);
   for (const t of targets) if (t.m !== m) throw new Error(`channelScores: target batch ${t.m} != feature batch ${m}`);
   const sigma = opts.sigma ?? HSIC_SIGMA;
   const lambda = (opts.eps ?? HSIC_EPS) * m;
   const v = 2 * sigma * sigma * hw;
   const n = m * m;
 
-  const fillM = hw === 1 ? exactOneByOne(features, m, C, v) : fromBatchedGram(features, m, C, hw, v);
+  const fillM = hw === 1 ? exactOneByOne(values, m, C, v) : fromBatchedGram(values, m, v);
   const s = new Float64Array(n);
   const ainv = new Float64Array(n);
   const work = new Float64Array(n);
@@ -160,9 +201,8 @@ function trace(a: Float64Array, m: number): number {
   return s;
 }
 
-/** 1×1 channels: D_ij = (f_ic − f_jc)², exact from the float32 values. */
-function exactOneByOne(features: tf.Tensor, m: number, C: number, v: number): (c: number, out: Float64Array) => void {
-  const f = features.dataSync();
+/** 1×1 channels: D_ij = (f_ic − f_jc)², exact from the float32 values f [m, C]. */
+function exactOneByOne(f: ArrayLike<number>, m: number, C: number, v: number): (c: number, out: Float64Array) => void {
   const col = new Float64Array(m);
   return (c, out) => {
     for (let i = 0; i < m; i++) col[i] = f[i * C + c];
@@ -179,15 +219,8 @@ function exactOneByOne(features: tf.Tensor, m: number, C: number, v: number): (c
   };
 }
 
-/** h·w > 1: per-channel Gram of the centred channel maps, all channels in one batched matmul. */
-function fromBatchedGram(features: tf.Tensor, m: number, C: number, hw: number, v: number): (c: number, out: Float64Array) => void {
-  const grams = tf.tidy(() => {
-    const f = tf.transpose(tf.reshape(tf.cast(features, 'float32'), [m, hw, C]), [2, 0, 1]); // [C, m, hw]
-    const fc = tf.sub(f, tf.mean(f, 1, true));
-    return tf.matMul(fc, fc, false, true); // [C, m, m]; batched, transposeB was not the slow path here
-  });
-  const g = grams.dataSync();
-  grams.dispose();
+/** h·w > 1: M = expm1(−D/v) of channel c from the per-channel Grams g [C, m, m]. */
+function fromBatchedGram(g: ArrayLike<number>, m: number, v: number): (c: number, out: Float64Array) => void {
   return (c, out) => {
     gaussianMFromGram(g, c * m * m, m, v, out);
   };
@@ -239,26 +272,86 @@ export interface ChannelMaskArgs extends ScoreOptions {
   rule: MaskRuleOptions;
 }
 
+/** Host copies of everything a channel mask is computed from (see maskReadout). */
+export interface MaskHostInputs {
+  layout: ChannelLayout;
+  /** channelReadTensor(features), read. */
+  channels: ArrayLike<number>;
+  /** Code rule: the float32 Gram of the network input (I_x's target); null for the paper rule. */
+  input: HostGram | null;
+}
+
+/** The backend tensors a mask needs read (owned by the caller), and the shapes to read them with. */
+export interface MaskReadout {
+  layout: ChannelLayout;
+  channels: tf.Tensor;
+  input: tf.Tensor | null;
+  inputWidth: number;
+}
+
+export function maskReadout(features: tf.Tensor, input: tf.Tensor, rule: MaskRuleOptions): MaskReadout {
+  const layout = channelLayout(features);
+  if (features.rank < 2) throw new Error(`channel mask: features [${features.shape}] have no channel axis`);
+  if (input.shape[0] !== layout.m) throw new Error(`channel mask: features batch ${layout.m}, input batch ${input.shape[0]}`);
+  return {
+    layout,
+    channels: channelReadTensor(features),
+    input: rule.rule === 'code' ? centredGramTensor(input) : null,
+    inputWidth: input.size / layout.m,
+  };
+}
+
+/** Reads a readout with `dataSync` (backends that can) and disposes its tensors. */
+export function readMaskSync(r: MaskReadout): MaskHostInputs {
+  try {
+    return {
+      layout: r.layout,
+      channels: r.channels.dataSync(),
+      input: r.input ? { gram: r.input.dataSync() as Float32Array, m: r.layout.m, d: r.inputWidth } : null,
+    };
+  } finally {
+    tf.dispose([r.channels, ...(r.input ? [r.input] : [])]);
+  }
+}
+
+/** Reads a readout with `await data()` (any backend) and disposes its tensors. */
+export async function readMaskAsync(r: MaskReadout): Promise<MaskHostInputs> {
+  try {
+    const [channels, input] = await Promise.all([r.channels.data(), r.input ? r.input.data() : Promise.resolve(null)]);
+    return { layout: r.layout, channels, input: input ? { gram: input as Float32Array, m: r.layout.m, d: r.inputWidth } : null };
+  } finally {
+    tf.dispose([r.channels, ...(r.input ? [r.input] : [])]);
+  }
+}
+
 /** Scores the channels and applies the rule. Reads to the host; records no gradient. */
 export function computeChannelMask(args: ChannelMaskArgs, yTarget?: CcaTarget): ChannelMaskResult {
-  const { features, input, rule } = args;
-  const m = features.shape[0];
-  const C = features.shape[features.rank - 1];
-  if (args.labels.length !== m || input.shape[0] !== m) {
-    throw new Error(`channel mask: features batch ${m}, input batch ${input.shape[0]}, ${args.labels.length} labels`);
-  }
+  return channelMaskFromHost(readMaskSync(maskReadout(args.features, args.input, args.rule)), args, yTarget);
+}
+
+/** computeChannelMask from host copies (pure): the rule applied to the channel scores. */
+export function channelMaskFromHost(
+  host: MaskHostInputs,
+  args: Pick<ChannelMaskArgs, 'labels' | 'numClasses' | 'rule' | 'sigma' | 'eps'>,
+  yTarget?: CcaTarget,
+): ChannelMaskResult {
+  const { rule } = args;
+  const { m, C } = host.layout;
+  if (args.labels.length !== m) throw new Error(`channel mask: features batch ${m}, ${args.labels.length} labels`);
   const n = rule.skipLastChannel ? C - 1 : C;
   const opts = { sigma: args.sigma, eps: args.eps };
   const ty = yTarget ?? labelTarget(args.labels, args.numClasses, opts);
   const mask = new Float32Array(C).fill(1);
   let result: ChannelMaskResult;
   if (rule.rule === 'paper') {
-    const [iy] = channelScores(features, [ty], n, opts);
+    const [iy] = channelScoresFromHost(host.channels, host.layout, [ty], n, opts);
     const sel = selectPaperRule(iy, C, rule.drop);
     result = { mask, dropped: sel.dropped, scores: { iy }, threshold: sel.threshold };
   } else {
-    const tx = ccaTarget(input, 'gaussian', opts);
-    const [iy, ix] = channelScores(features, [ty, tx], n, opts);
+    if (!host.input) throw new Error('channel mask: the code rule needs the input Gram');
+    const g = host.input;
+    const tx = ccaTargetFromKernel(centredKernelFromGram(g.gram, g.m, g.d, 'gaussian', opts.sigma ?? HSIC_SIGMA), opts.eps ?? HSIC_EPS);
+    const [iy, ix] = channelScoresFromHost(host.channels, host.layout, [ty, tx], n, opts);
     const sel = selectCodeRule(ix, iy, rule.lowY, rule.highX);
     result = { mask, dropped: sel.dropped, scores: { iy, ix }, lowY: sel.lowY, highX: sel.highX };
   }

@@ -214,8 +214,10 @@ export class InputNormalizer {
 }
 
 /**
- * Eq. (3): multiply the features by the hook's {0,1} channel mask. The mask is copied into a
- * fresh tensor so it is a constant for the gradient tape, however the hook computed it.
+ * Eq. (3): multiply the features by the hook's {0,1} channel mask. The mask is copied through
+ * the host so it is a constant for the gradient tape, however the hook computed it — except on
+ * backends that cannot read synchronously (webgpu), where ibrar's own hooks hand over masks
+ * built from host values, constants already.
  */
 export function applyChannelMask<T extends tf.Tensor>(
   features: T,
@@ -229,6 +231,7 @@ export function applyChannelMask<T extends tf.Tensor>(
   if (mask.rank !== 1 || mask.size !== channels) {
     throw new Error(`channel mask must have shape [${channels}], got [${mask.shape}]`);
   }
-  const constant = tf.tensor1d(Float32Array.from(mask.dataSync()));
+  // The webgpu test is engine/reads.ts's backendReadsSync(), inlined to keep this file's imports as they are.
+  const constant = tf.getBackend() === 'webgpu' ? mask : tf.tensor1d(Float32Array.from(mask.dataSync()));
   return tf.mul(features, constant);
 }

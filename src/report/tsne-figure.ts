@@ -10,6 +10,7 @@ import { loadDataset, sliceSplit, testBatches, toTensors } from '../data';
 import { buildModel } from '../models/registry';
 import { getAttack } from '../attacks/registry';
 import { targetFromModel } from '../attacks/target';
+import { readTidy } from '../attacks/common';
 import { attackParams } from '../eval/evaluate';
 import { loadCheckpoint } from '../train/checkpoint';
 import { constantMaskHook } from '../train/ib-hooks';
@@ -53,11 +54,11 @@ export interface TsneData {
 }
 
 /** Squared distances of the rows of [n, d] features, via one Gram matrix on the backend. */
-function sqDistances(features: Float32Array, n: number, d: number): Float64Array {
-  const gram = tf.tidy(() => {
+async function sqDistances(features: Float32Array, n: number, d: number): Promise<Float64Array> {
+  const gram = await readTidy(() => {
     const f = tf.tensor2d(features, [n, d]);
     const c = tf.sub(f, tf.mean(f, 0, true));
-    return tf.matMul(c, tf.transpose(c)).dataSync() as Float32Array;
+    return tf.matMul(c, tf.transpose(c));
   });
   const out = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
@@ -85,21 +86,27 @@ export async function computeTsne(req: TsneRequest): Promise<TsneData> {
     const params = attackParams(attackName, { eps: cfg.eval.eps, steps: cfg.eval.steps });
     const feats: { clean: Float32Array[]; adv: Float32Array[] } = { clean: [], adv: [] };
     const preds: { clean: number[]; adv: number[] } = { clean: [], adv: [] };
-    const features = (x: tf.Tensor4D): { f: Float32Array; p: number[] } =>
-      tf.tidy(() => {
+    const features = async (x: tf.Tensor4D): Promise<{ f: Float32Array; p: number[] }> => {
+      const [f, p] = tf.tidy(() => {
         const out = model.forward(x, { training: false, channelMask: hook });
-        const t = out.taps[tap];
-        return { f: tf.reshape(t, [t.shape[0], -1]).dataSync() as Float32Array, p: Array.from(tf.argMax(out.logits, 1).dataSync()) };
+        return [tf.reshape(out.taps[tap], [x.shape[0], -1]), tf.argMax(out.logits, 1)];
       });
+      try {
+        const [fv, pv] = await Promise.all([f.data(), p.data()]);
+        return { f: fv as Float32Array, p: Array.from(pv) };
+      } finally {
+        tf.dispose([f, p]);
+      }
+    };
     let b = 0;
     for (const batch of testBatches(split, cfg.eval.batchSize)) {
       const { x, y, yOneHot } = toTensors(batch, dataset.numClasses);
       try {
-        const c = features(x);
+        const c = await features(x);
         feats.clean.push(c.f);
         preds.clean.push(...c.p);
         const res = await getAttack(attackName).run({ target, rng: new Rng(cfg.seed).fork(`tsne-${attackName}-${b++}`) }, x, y, params as never);
-        const a = features(res.xAdv);
+        const a = await features(res.xAdv);
         res.xAdv.dispose();
         feats.adv.push(a.f);
         preds.adv.push(...a.p);
@@ -116,10 +123,10 @@ export async function computeTsne(req: TsneRequest): Promise<TsneData> {
       }
       return out;
     };
-    const embed = (parts: Float32Array[], predictions: number[]): TsneEmbedding => {
+    const embed = async (parts: Float32Array[], predictions: number[]): Promise<TsneEmbedding> => {
       const f = concat(parts);
       const d = f.length / n;
-      const res = tsne(sqDistances(f, n, d), n, req);
+      const res = tsne(await sqDistances(f, n, d), n, req);
       const points: Array<[number, number]> = [];
       for (let i = 0; i < n; i++) points.push([res.embedding[2 * i], res.embedding[2 * i + 1]]);
       return { points, predictions, kl: res.kl };
@@ -135,8 +142,8 @@ export async function computeTsne(req: TsneRequest): Promise<TsneData> {
       params,
       labels: Array.from(split.labels),
       classNames: dataset.classNames,
-      clean: embed(feats.clean, preds.clean),
-      adversarial: embed(feats.adv, preds.adv),
+      clean: await embed(feats.clean, preds.clean),
+      adversarial: await embed(feats.adv, preds.adv),
     };
   } finally {
     model.dispose();

@@ -198,19 +198,23 @@ function slotKind(slot: OptimizerSlot, params: readonly NamedParam[]): ParamKind
   throw new Error(`optimizer slot '${slot.name}' matches no parameter name and has no kind: cannot pick its layout`);
 }
 
-function paramTensor(p: NamedParam): NamedSafeTensor {
+async function paramTensor(p: NamedParam): Promise<NamedSafeTensor> {
   const v = p.variable;
-  if (v.dtype === 'int32') return { name: p.name, dtype: 'I32', shape: [...v.shape], data: Int32Array.from(v.dataSync() as Int32Array) };
-  if (v.dtype !== 'float32') throw new Error(`parameter '${p.name}' has dtype ${v.dtype}; checkpoints hold float32 and int32`);
-  const data = v.dataSync() as Float32Array;
-  return { name: p.name, dtype: 'F32', shape: torchShape(v.shape, p.kind), data: toTorchLayout(data, v.shape, p.kind) };
+  if (v.dtype !== 'int32' && v.dtype !== 'float32') throw new Error(`parameter '${p.name}' has dtype ${v.dtype}; checkpoints hold float32 and int32`);
+  // `await data()`: backends without synchronous reads (webgpu) write checkpoints too.
+  const values = await v.data();
+  if (v.dtype === 'int32') return { name: p.name, dtype: 'I32', shape: [...v.shape], data: Int32Array.from(values as Int32Array) };
+  return { name: p.name, dtype: 'F32', shape: torchShape(v.shape, p.kind), data: toTorchLayout(values as Float32Array, v.shape, p.kind) };
 }
 
-/** Save a checkpoint under `tag` in `dir` (created if needed). Synchronous; returns the committed sidecar. */
-export function saveCheckpoint(dir: string, tag: string, input: SaveCheckpointInput): CheckpointSidecar {
+/**
+ * Save a checkpoint under `tag` in `dir` (created if needed); resolves to the committed
+ * sidecar. The weights are read (asynchronously) before any file is written.
+ */
+export async function saveCheckpoint(dir: string, tag: string, input: SaveCheckpointInput): Promise<CheckpointSidecar> {
   checkTag(tag);
   const { params, optimizerState = [], sidecar } = input;
-  const weights = params.map(paramTensor);
+  const weights = await Promise.all(params.map(paramTensor));
   const slots: Array<{ name: string; kind: ParamKind }> = [];
   const optTensors: NamedSafeTensor[] = optimizerState.map((s) => {
     const kind = slotKind(s, params);

@@ -3,9 +3,11 @@
 import { tf } from '../engine/tf';
 import type { ExperimentConfig, IbConfig, MaskConfig } from '../config/schema';
 import type { ForwardOptions, Model } from '../models/types';
-import { ibRegularizer, ibTargets, resolveLayers, makeChannelMaskHook, type IbTargets } from '../ib';
+import { ibRegularizer, ibTargets, resolveLayers, makeChannelMaskHook, type IbLayerTerms, type IbTargets } from '../ib';
 import type { IbTermsFn } from './objectives/types';
 import type { ExtraLoss } from '../attacks/types';
+import { UserError } from '../errors';
+import { backendReadsSync } from '../engine/reads';
 
 /** Build the IB-terms function for the configured layers; errors on layers the model lacks. */
 export function makeIbTerms(ib: IbConfig, model: Model): IbTermsFn {
@@ -32,13 +34,18 @@ export function makeIbTerms(ib: IbConfig, model: Model): IbTermsFn {
       yKernel: ib.yKernel,
       targets: targetsFor(xForIb, yOneHot),
     });
-    const logs: Record<string, number> = {};
-    for (const [layer, t] of Object.entries(res.perLayer)) {
-      logs[`${prefix}hx/${layer}`] = t.hx;
-      logs[`${prefix}hy/${layer}`] = t.hy;
-    }
-    return { loss: res.loss, logs };
+    return { loss: res.loss, logs: ibLogs(res.perLayer, prefix) };
   };
+}
+
+/** The per-layer values an IB call logs: `<prefix>hx/<layer>`, `<prefix>hy/<layer>`. */
+export function ibLogs(perLayer: Record<string, IbLayerTerms>, prefix: string): Record<string, number> {
+  const logs: Record<string, number> = {};
+  for (const [layer, t] of Object.entries(perLayer)) {
+    logs[`${prefix}hx/${layer}`] = t.hx;
+    logs[`${prefix}hy/${layer}`] = t.hy;
+  }
+  return logs;
 }
 
 /** Whether the mask is (re)computed and applied on training batch `step` of an epoch. */
@@ -70,6 +77,14 @@ export function constantMaskHook(mask: Float32Array): ForwardOptions['channelMas
  * was on (its real training objective), else the reference's.
  */
 export function makeAdaptiveLoss(cfg: ExperimentConfig, model: Model): ExtraLoss {
+  if (!backendReadsSync()) {
+    // Its HSIC terms read the taps' Grams inside every PGD step's gradient; deferring them as
+    // training does would cost an extra forward per attack step (not done).
+    throw new UserError(
+      `attack 'pgd-ad' needs a backend that reads tensors synchronously (its IB terms are evaluated inside each gradient step); ` +
+        `backend ${tf.getBackend()} cannot. Evaluate on backend wasm, cpu or tensorflow (\`backend\` in the run's config.yaml)`,
+    );
+  }
   const ib: IbConfig = cfg.ib.enabled ? cfg.ib : { ...cfg.ib, layers: 'all', alpha: 0.008, beta: 0.08, yKernel: 'gaussian' };
   const terms = makeIbTerms(ib, model);
   return (x, xClean, yOneHot) => {

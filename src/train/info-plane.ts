@@ -16,7 +16,8 @@ import type { ExperimentConfig, MonitorConfig } from '../config/schema';
 import { monitorSchema } from '../config/schema';
 import { testBatches, toTensors, sliceSplit, type Dataset } from '../data';
 import type { Model } from '../models/types';
-import { ccaTarget, hsicCcaMany, type CcaTarget } from '../ib';
+import { ccaManyFromGram, ibTargetsFromGrams, readCentredGram, type CcaTarget } from '../ib';
+import { predict } from '../attacks/common';
 import { getAttack } from '../attacks/registry';
 import { targetFromModel } from '../attacks/target';
 import { attackParams } from '../eval/evaluate';
@@ -113,13 +114,13 @@ export class TrainingMonitor {
   }
 
   /** null when nothing is to be recorded. Drops lines past the checkpoint on resume. */
-  static open(a: MonitorArgs): TrainingMonitor | null {
+  static async open(a: MonitorArgs): Promise<TrainingMonitor | null> {
     const s = a.cfg.train.monitor;
     if (!s || (!s.infoPlaneEvery && !s.advAccEvery) || a.dataset.test.n === 0) return null;
     const mon = new TrainingMonitor(a);
     truncateJsonl<InfoPlaneRecord>(path.join(a.runDir, INFO_PLANE_FILE), (r) => typeof r.step === 'number' && r.step <= a.globalStep);
     truncateJsonl<AdvCurveRecord>(path.join(a.runDir, ADV_CURVE_FILE), (r) => typeof r.epoch === 'number' && r.epoch <= a.completedEpochs);
-    if (s.infoPlaneEvery && a.globalStep === 0) mon.recordInfoPlane(0, null);
+    if (s.infoPlaneEvery && a.globalStep === 0) await mon.recordInfoPlane(0, null);
     else mon.lastInfoStep = a.globalStep;
     return mon;
   }
@@ -128,7 +129,7 @@ export class TrainingMonitor {
   async afterStep(globalStep: number, epoch: number, stepInEpoch: number, mask: Float32Array | null): Promise<void> {
     const { infoPlaneEvery, advAccEvery } = this.settings;
     const evalMask = this.a.cfg.ib.mask.applyAtEval ? mask : null;
-    if (infoPlaneEvery && globalStep % infoPlaneEvery === 0 && globalStep !== this.lastInfoStep) this.recordInfoPlane(globalStep, evalMask);
+    if (infoPlaneEvery && globalStep % infoPlaneEvery === 0 && globalStep !== this.lastInfoStep) await this.recordInfoPlane(globalStep, evalMask);
     const epochDone = stepInEpoch + 1 === this.a.stepsPerEpoch;
     if (advAccEvery && epochDone && (epoch + 1) % advAccEvery === 0) await this.recordAdvAcc(epoch + 1, globalStep, evalMask);
   }
@@ -137,22 +138,32 @@ export class TrainingMonitor {
     return toTensors({ x: this.x, y: this.y, n: this.m, shape: this.shape }, this.a.dataset.numClasses);
   }
 
-  private recordInfoPlane(step: number, mask: Float32Array | null): void {
+  // The taps' Grams are read with `await` (any backend) and the HSIC values computed on the
+  // host by the IB terms' own math (ccaManyFromGram).
+  private async recordInfoPlane(step: number, mask: Float32Array | null): Promise<void> {
     const { cfg, model, stepsPerEpoch } = this.a;
     const sigma = cfg.ib.sigma;
     const hx: Record<string, number> = {};
     const hy: Record<string, number> = {};
-    tf.tidy(() => {
-      const { x, yOneHot } = this.tensors();
-      this.targets ??= [ccaTarget(x, 'gaussian', { sigma }), ccaTarget(yOneHot, cfg.ib.yKernel, { sigma })];
-      const { taps } = model.forward(x, { training: false, channelMask: mask ? constantMaskHook(mask) : undefined });
-      const out = new Float64Array(2);
-      for (const name of model.tapNames) {
-        hsicCcaMany(taps[name], this.targets, { sigma }, out);
-        hx[name] = out[0];
-        hy[name] = out[1];
+    const { x, y, yOneHot } = this.tensors();
+    try {
+      if (!this.targets) {
+        const [gx, gy] = await Promise.all([readCentredGram(x), readCentredGram(yOneHot)]);
+        const t = ibTargetsFromGrams(gx, gy, cfg.ib.yKernel, { sigma });
+        this.targets = [t.x, t.y];
       }
-    });
+      const taps = tf.tidy(() => model.forward(x, { training: false, channelMask: mask ? constantMaskHook(mask) : undefined }).taps);
+      try {
+        const grams = await Promise.all(model.tapNames.map((name) => readCentredGram(taps[name])));
+        model.tapNames.forEach((name, k) => {
+          [hx[name], hy[name]] = ccaManyFromGram(grams[k], this.targets!, { sigma }).values;
+        });
+      } finally {
+        tf.dispose(Object.values(taps));
+      }
+    } finally {
+      tf.dispose([x, y, yOneHot]);
+    }
     const total = cfg.train.epochs * stepsPerEpoch;
     const rec: InfoPlaneRecord = { step, epoch: step / stepsPerEpoch, progress: total > 0 ? step / total : 0, n: this.m, hx, hy };
     fs.appendFileSync(path.join(this.a.runDir, INFO_PLANE_FILE), JSON.stringify(rec) + '\n');
@@ -167,9 +178,9 @@ export class TrainingMonitor {
     const target = targetFromModel(model, { channelMask: mask ? constantMaskHook(mask) : undefined });
     const { x, y, yOneHot } = this.tensors();
     try {
-      const cleanPred = tf.tidy(() => tf.argMax(target.logits(x), 1).dataSync() as Int32Array);
+      const cleanPred = await predict(target, x);
       const res = await attack.run({ target, rng: new Rng(cfg.seed).fork(`monitor-${epoch}`) }, x, y, params as never);
-      const advPred = tf.tidy(() => tf.argMax(target.logits(res.xAdv), 1).dataSync() as Int32Array);
+      const advPred = await predict(target, res.xAdv);
       res.xAdv.dispose();
       let clean = 0;
       let adv = 0;

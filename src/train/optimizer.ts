@@ -54,9 +54,11 @@ export class Sgd {
     this.started = true;
   }
 
-  /** Slots for checkpointing (`<param>.momentum_buffer`, tfjs layout). */
-  exportState(): Array<{ name: string; data: Float32Array; shape: number[] }> {
-    return [...this.buffers.entries()].map(([name, v]) => ({ name: `${name}.momentum_buffer`, data: v.dataSync() as Float32Array, shape: v.shape }));
+  /** Slots for checkpointing (`<param>.momentum_buffer`, tfjs layout), read with `await data()`. */
+  async exportState(): Promise<Array<{ name: string; data: Float32Array; shape: number[] }>> {
+    return Promise.all(
+      [...this.buffers.entries()].map(async ([name, v]) => ({ name: `${name}.momentum_buffer`, data: (await v.data()) as Float32Array, shape: v.shape })),
+    );
   }
 
   /** Restore slots written by exportState; every buffer must be present with its shape. */

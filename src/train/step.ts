@@ -1,6 +1,8 @@
 // One optimisation step, usable without the CLI or a run directory (library API, benches,
 // tests): adversarial inputs (if any) → loss inside the gradient tape → finiteness check →
 // SGD update. Randomness is derived from (seed, epoch, step), so a step is reproducible.
+// Values come back with `await data()`, so a step runs on backends without synchronous reads
+// (webgpu), where the IB terms and the mask take the deferred route (./deferred-ib.ts).
 import { tf } from '../engine/tf';
 import { Rng } from '../engine/rng';
 import type { ExperimentConfig } from '../config/schema';
@@ -8,10 +10,12 @@ import { UserError } from '../errors';
 import { toTensors, type BatchLike } from '../data/tensors';
 import type { Model } from '../models/types';
 import { getObjective } from './objectives/registry';
-import type { Objective, StepContext } from './objectives/types';
+import type { Objective, Prepared, StepContext } from './objectives/types';
 import { correctCount } from './objectives/losses';
 import { Sgd } from './optimizer';
 import { makeIbTerms, makeMaskHook, maskDue } from './ib-hooks';
+import { DeferredIb, type IbMode } from './deferred-ib';
+import { backendReadsSync, readFirstValues } from '../engine/reads';
 
 export interface StepOutcome {
   /** true when the batch was skipped for a non-finite loss/gradient (nanPolicy: skip). */
@@ -40,23 +44,42 @@ export class NonFiniteLossError extends UserError {
   }
 }
 
+export interface TrainStepperOptions {
+  /**
+   * Where the IB terms and the channel mask read to the host: 'one-pass' inside the gradient
+   * tape (backends with synchronous reads), 'deferred' ahead of it (src/train/deferred-ib.ts).
+   * Default: deferred when IBRAR_IB_DEFERRED=1 or the active backend cannot read
+   * synchronously (webgpu), else one-pass.
+   */
+  ibMode?: IbMode;
+}
+
+function defaultIbMode(): IbMode {
+  return process.env.IBRAR_IB_DEFERRED === '1' || !backendReadsSync() ? 'deferred' : 'one-pass';
+}
+
 export class TrainStepper {
   readonly objective: Objective;
   readonly optimizer: Sgd;
+  readonly ibMode: IbMode;
   private readonly trainable: tf.Variable[];
   private readonly buffers: tf.Variable[];
   private readonly ib: StepContext['ib'];
+  private readonly deferred: DeferredIb | null;
 
   constructor(
     readonly cfg: ExperimentConfig,
     readonly model: Model,
     readonly numClasses: number,
+    opts: TrainStepperOptions = {},
   ) {
     this.objective = getObjective(cfg.train.method);
+    this.ibMode = opts.ibMode ?? defaultIbMode();
+    this.deferred = this.ibMode === 'deferred' ? new DeferredIb(cfg, model, numClasses, this.objective) : null;
     this.optimizer = new Sgd(model.params, { lr: cfg.train.lr, momentum: cfg.train.momentum, weightDecay: cfg.train.weightDecay });
     this.trainable = model.params.filter((p) => p.trainable).map((p) => p.variable);
     this.buffers = model.params.filter((p) => !p.trainable).map((p) => p.variable);
-    this.ib = cfg.ib.enabled ? makeIbTerms(cfg.ib, model) : null;
+    this.ib = cfg.ib.enabled && !this.deferred ? makeIbTerms(cfg.ib, model) : null;
   }
 
   /** `epoch` and `step` are 0-based; they seed the step's randomness and the mask schedule. */
@@ -64,20 +87,26 @@ export class TrainStepper {
     const { cfg, model } = this;
     const { x, y, yOneHot } = toTensors(batch, this.numClasses);
     const rng = new Rng(cfg.seed).fork(`step-${epoch}-${step}`);
-    let mask: Float32Array | null = null;
-    const channelMask =
-      cfg.ib.mask.enabled && maskDue(cfg.ib.mask, step) ? makeMaskHook(cfg.ib, batch.y, this.numClasses, (m) => (mask = m)) : undefined;
-    const ctx: StepContext = { cfg, model, x, y, yOneHot, rng, ib: this.ib, channelMask };
+    const due = cfg.ib.mask.enabled && maskDue(cfg.ib.mask, step);
     // A skipped batch must not leave NaN in the BatchNorm running statistics either.
     const saved = cfg.train.nanPolicy === 'skip' ? this.buffers.map((b) => tf.clone(b)) : [];
-    const prepared = await this.objective.prepare(ctx);
-
     const kept: Record<string, tf.Scalar> = {};
     const logs: Record<string, number> = {};
+    let prepared: Prepared = {};
     let correctT: tf.Scalar | null = null;
     let value: tf.Scalar | null = null;
+    let gradSqT: tf.Scalar | null = null;
     let grads: tf.NamedTensorMap = {};
     try {
+      let mask: Float32Array | null = null;
+      let ctx: StepContext = { cfg, model, x, y, yOneHot, rng, ib: this.ib };
+      if (this.deferred) {
+        prepared = await this.objective.prepare(ctx);
+        ({ ctx, mask } = await this.deferred.plan(ctx, prepared, batch.y, due));
+      } else {
+        if (due) ctx.channelMask = makeMaskHook(cfg.ib, batch.y, this.numClasses, (m) => (mask = m));
+        prepared = await this.objective.prepare(ctx);
+      }
       ({ value, grads } = tf.variableGrads(() => {
         const out = this.objective.loss(ctx, prepared);
         for (const [k, v] of Object.entries(out.logs)) {
@@ -87,8 +116,10 @@ export class TrainStepper {
         correctT = tf.keep(correctCount(out.logitsForAccuracy, y));
         return out.total;
       }, this.trainable));
-      const loss = value.dataSync()[0];
-      const gradSq = tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]);
+      gradSqT = tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))) as tf.Scalar);
+      // One read for everything: each read is a device round trip on a GPU backend.
+      const keys = Object.keys(kept);
+      const [loss, gradSq, correct, ...logValues] = await readFirstValues([value, gradSqT, correctT!, ...keys.map((k) => kept[k])]);
       if (!(Number.isFinite(loss) && Number.isFinite(gradSq))) {
         if (cfg.train.nanPolicy !== 'skip') throw new NonFiniteLossError(epoch, step, loss, gradSq);
         this.buffers.forEach((b, i) => b.assign(saved[i]));
@@ -100,11 +131,12 @@ export class TrainStepper {
         // which updates BN running statistics a second time (method.md §3).
         tf.tidy(() => void model.forward(prepared.xAdv ?? x, { training: true }));
       }
-      for (const [k, v] of Object.entries(kept)) logs[k] = v.dataSync()[0];
-      return { skipped: false, n: batch.n, loss, correct: correctT!.dataSync()[0], logs, mask };
+      keys.forEach((k, i) => (logs[k] = logValues[i]));
+      return { skipped: false, n: batch.n, loss, correct, logs, mask };
     } finally {
       tf.dispose([x, y, yOneHot, ...saved, ...Object.values(kept), ...Object.values(grads)]);
       if (value) value.dispose();
+      if (gradSqT) (gradSqT as tf.Scalar).dispose();
       if (correctT) (correctT as tf.Scalar).dispose();
       if (prepared.xAdv) prepared.xAdv.dispose();
     }

@@ -88,15 +88,20 @@ interface Session {
 }
 
 /** Clean accuracy in eval mode, streamed in batches (with the stored mask when `applyAtEval`). */
-export function evaluateClean(model: Model, split: Split, batchSize: number, mask: Float32Array | null): number {
+export async function evaluateClean(model: Model, split: Split, batchSize: number, mask: Float32Array | null): Promise<number> {
   let correct = 0;
   const hook = mask ? constantMaskHook(mask) : undefined;
   for (const batch of testBatches(split, batchSize)) {
-    correct += tf.tidy(() => {
+    const count = tf.tidy(() => {
       const { x, y } = toTensors(batch, 0);
       const { logits } = model.forward(x, { training: false, channelMask: hook });
-      return correctCount(logits, y).dataSync()[0];
+      return correctCount(logits, y);
     });
+    try {
+      correct += (await count.data())[0];
+    } finally {
+      count.dispose();
+    }
   }
   return split.n === 0 ? 0 : correct / split.n;
 }
@@ -206,10 +211,10 @@ async function openSession(opts: TrainOptions): Promise<{ session: Session; side
   }
 }
 
-function checkpoint(s: Session, tag: string, epoch: number, stepInEpoch: number, acc: EpochAccumulator | null, metricsRecord: Record<string, number>): void {
+async function checkpoint(s: Session, tag: string, epoch: number, stepInEpoch: number, acc: EpochAccumulator | null, metricsRecord: Record<string, number>): Promise<void> {
   const state: ResumeState = { optimizerStarted: s.optimizer.hasStarted, bestTestAcc: s.bestTestAcc, accumulator: acc };
   try {
-    saveCheckpointOf(s, tag, epoch, stepInEpoch, state, metricsRecord);
+    await saveCheckpointOf(s, tag, epoch, stepInEpoch, state, metricsRecord);
   } catch (err) {
     // Disk full, quota, read-only filesystem...: not a bug. Every file is written to a temp
     // name and renamed, so the previously committed checkpoint is untouched.
@@ -225,10 +230,10 @@ function checkpoint(s: Session, tag: string, epoch: number, stepInEpoch: number,
   }
 }
 
-function saveCheckpointOf(s: Session, tag: string, epoch: number, stepInEpoch: number, state: ResumeState, metricsRecord: Record<string, number>): void {
-  saveCheckpoint(s.layout.checkpoints, tag, {
+async function saveCheckpointOf(s: Session, tag: string, epoch: number, stepInEpoch: number, state: ResumeState, metricsRecord: Record<string, number>): Promise<void> {
+  await saveCheckpoint(s.layout.checkpoints, tag, {
     params: s.model.params,
-    optimizerState: s.optimizer.exportState(),
+    optimizerState: await s.optimizer.exportState(),
     sidecar: {
       arch: s.cfg.model.arch,
       epoch,
@@ -260,8 +265,8 @@ async function trainStep(s: Session, batch: Batch, epoch: number, step: number, 
   s.globalStep++;
 }
 
-function finishEpoch(s: Session, epoch: number, acc: EpochAccumulator, lr: number): EpochRecord {
-  const testAcc = evaluateClean(s.model, s.dataset.test, s.cfg.train.evalBatchSize, s.cfg.ib.mask.applyAtEval ? s.lastMask : null);
+async function finishEpoch(s: Session, epoch: number, acc: EpochAccumulator, lr: number): Promise<EpochRecord> {
+  const testAcc = await evaluateClean(s.model, s.dataset.test, s.cfg.train.evalBatchSize, s.cfg.ib.mask.applyAtEval ? s.lastMask : null);
   const steps = Math.max(acc.steps, 1);
   const record: EpochRecord = {
     epoch,
@@ -283,7 +288,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const records: EpochRecord[] = [];
   const perEpoch = stepsPerEpoch(s.dataset.train.n, cfg.train.batchSize);
   // Held-out monitoring (train.monitor): information plane, adversarial accuracy per epoch.
-  const monitor = TrainingMonitor.open({ cfg, runDir: s.layout.dir, dataset: s.dataset, model: s.model, globalStep: s.globalStep, completedEpochs: sidecar ? sidecar.epoch : 0, stepsPerEpoch: perEpoch });
+  const monitor = await TrainingMonitor.open({ cfg, runDir: s.layout.dir, dataset: s.dataset, model: s.model, globalStep: s.globalStep, completedEpochs: sidecar ? sidecar.epoch : 0, stepsPerEpoch: perEpoch });
   // A checkpoint mid-epoch stores its epoch (0-based, in progress) and the next step.
   let epoch = sidecar ? sidecar.epoch : 0;
   let startStep = sidecar && sidecar.step > 0 ? sidecar.step : 0;
@@ -323,7 +328,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const every = cfg.train.checkpointEvery;
         const stop = opts.shouldStop?.() ?? false;
         if (nextStep < perEpoch && (stop || (every && s.globalStep % every === 0))) {
-          checkpoint(s, 'last', epoch, nextStep, acc, {});
+          await checkpoint(s, 'last', epoch, nextStep, acc, {});
           s.log.info({ epoch: epoch + 1, step: nextStep, globalStep: s.globalStep }, 'mid-epoch checkpoint');
         }
         if (stop && nextStep < perEpoch) {
@@ -332,15 +337,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           return { runDir: s.layout.dir, records, interrupted, bestTestAcc: s.bestTestAcc, lastMask: s.lastMask ? Array.from(s.lastMask) : null };
         }
       }
-      const record = finishEpoch(s, epoch + 1, acc, lr);
+      const record = await finishEpoch(s, epoch + 1, acc, lr);
       records.push(record);
       s.metrics.append(record);
       const improved = record.test_acc > s.bestTestAcc;
       if (improved) s.bestTestAcc = record.test_acc;
       // `best` first: a kill between the two saves re-runs this epoch, which rewrites `best`;
       // the other order could leave `last` claiming a best epoch that `best` never got.
-      if (improved) checkpoint(s, 'best', epoch + 1, 0, null, record);
-      checkpoint(s, 'last', epoch + 1, 0, null, record);
+      if (improved) await checkpoint(s, 'best', epoch + 1, 0, null, record);
+      await checkpoint(s, 'last', epoch + 1, 0, null, record);
       s.log.info({ ...record }, 'epoch');
       opts.progress?.onEpochEnd?.(record);
       acc = emptyAccumulator();

@@ -56,13 +56,13 @@ test('kept iterates are misclassified, the rest are x, and meanL2 is their mean 
   res.xAdv.dispose();
 });
 
-test('early stop: at the first check step whose cost exceeds the previous check’s', () => {
+test('early stop: at the first check step whose cost exceeds the previous check’s', async () => {
   for (const [steps, lr] of [
     [60, 0.1],
     [40, 0.5],
     [7, 0.01],
   ]) {
-    const run = cwL2(target, x, y, { c: 1, kappa: 0, steps, lr, margin: 'standard' }, { trace: true });
+    const run = await cwL2(target, x, y, { c: 1, kappa: 0, steps, lr, margin: 'standard' }, { trace: true });
     const trace = run.costTrace!;
     const every = Math.max(Math.floor(steps / 10), 1);
     let prev = 1e10;

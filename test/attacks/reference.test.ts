@@ -82,10 +82,10 @@ test('FAB-T matches AutoAttack (targets: ranks 2..5 of the clean logits)', async
 });
 
 for (const loss of ['ce', 'dlr', 'dlr-targeted'] as ApgdLoss[]) {
-  test(`APGD (${loss}) from a given start matches AutoAttack's attack_single_run`, () => {
+  test(`APGD (${loss}) from a given start matches AutoAttack's attack_single_run`, async () => {
     const ref = R[`apgd_${loss.replace('-', '_')}`];
     const start = nchwToNhwc(flat(ref.start), shape);
-    const run = apgdSingleRun(
+    const run = await apgdSingleRun(
       target,
       new Rng(0),
       x,
@@ -131,12 +131,12 @@ test('Square matches AutoAttack given the same random draws (queries counted ali
 });
 
 for (const [i, ref] of (R.cw as { params: { c: number; kappa: number; steps: number; lr: number } }[]).entries()) {
-  test(`CW-L2 (torchattacks margin, frozen saturated pixels) matches the reference, setting ${i}`, () => {
+  test(`CW-L2 (torchattacks margin, frozen saturated pixels) matches the reference, setting ${i}`, async () => {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const r = ref as any;
     const xs = gatherRows(x, R.cw_rows);
     const ys = tf.tensor1d(R.cw_rows.map((j: number) => R.labels[j]), 'int32');
-    const run = cwL2(target, xs, ys, { ...r.params, margin: 'torchattacks' }, { trace: true });
+    const run = await cwL2(target, xs, ys, { ...r.params, margin: 'torchattacks' }, { trace: true });
     assert.equal(run.stoppedAt, r.early_stop_step, 'early-stop step');
     assert.ok(worstRatio(run.costTrace!, r.cost_trace, { rtol: 1e-4, atol: 1e-5 }) <= 1, `cost trace ${run.costTrace}`);
     assert.ok(worstRatio(run.bestL2Sq, r.best_l2, { rtol: 1e-3, atol: 1e-6 }) <= 1, `best L2 ${Array.from(run.bestL2Sq)}`);

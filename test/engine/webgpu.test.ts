@@ -6,7 +6,7 @@
 // optional packages or an adapter are absent, unless IBRAR_TEST_REQUIRE_WEBGPU=1 (CI) makes
 // that a failure.
 // Tolerance: max|webgpu − cpu| ≤ 2e-4 · max|cpu| per output tensor (float32 on both sides;
-// the GPU sums in a different order).
+// the GPU sums in a different order). Training and evaluation on webgpu: webgpu_train.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../src/engine/tf';
@@ -14,6 +14,7 @@ import { initBackend, type BackendInfo } from '../../src/engine/backend';
 import { webgpuPlanFromEnv } from '../../src/engine/webgpu';
 import { Rng } from '../../src/engine/rng';
 import { buildSmallCnn } from '../../src/models/small_cnn';
+import { webgpuPackagesMissing } from '../helpers/webgpu';
 
 const REL_TOL = 2e-4;
 
@@ -46,17 +47,6 @@ function assertClose(actual: Float32Array, expected: Float32Array, what: string)
   }
   assert.ok(scale > 0, `${what}: reference is all zeros, the comparison would prove nothing`);
   assert.ok(err <= REL_TOL * scale, `${what}: max |webgpu − cpu| = ${err.toExponential(3)} > ${REL_TOL} × ${scale.toFixed(3)}`);
-}
-
-function packagesPresent(): string | null {
-  for (const pkg of ['webgpu', '@tensorflow/tfjs-backend-webgpu']) {
-    try {
-      require.resolve(pkg);
-    } catch {
-      return `optional package '${pkg}' is not installed`;
-    }
-  }
-  return null;
 }
 
 // Cases shared by the cpu reference and the webgpu run.
@@ -135,7 +125,7 @@ async function smallCnnOn(backend: 'cpu' | 'webgpu'): Promise<{ names: string[];
 
 test('webgpu backend matches the cpu backend', { timeout: 60_000 }, async (t) => {
   const required = process.env.IBRAR_TEST_REQUIRE_WEBGPU === '1';
-  const missing = packagesPresent();
+  const missing = webgpuPackagesMissing();
   if (missing) {
     assert.ok(!required, `IBRAR_TEST_REQUIRE_WEBGPU=1 but ${missing}`);
     t.diagnostic(`skipped: ${missing}`);

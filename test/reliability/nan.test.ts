@@ -68,18 +68,18 @@ test('a NaN batch is skipped without touching weights, momentum or BatchNorm sta
   const poisoned = { ...clean, x: Float32Array.from(clean.x) };
   poisoned.x[77] = NaN;
   const snap = () => model.params.map((p) => Array.from(p.variable.dataSync()));
-  const momentum = () => stepper.optimizer.exportState().map((s) => Array.from(s.data));
+  const momentum = async () => (await stepper.optimizer.exportState()).map((s) => Array.from(s.data));
 
   const first = await stepper.step(clean, 0, 0);
   assert.equal(first.skipped, false);
   const before = snap();
-  const momBefore = momentum();
+  const momBefore = await momentum();
   const tensors = tf.memory().numTensors;
   const out = await stepper.step(poisoned, 0, 1);
   assert.equal(out.skipped, true);
   assert.ok(Number.isNaN(out.loss));
   assert.deepEqual(snap(), before, 'weights and BatchNorm running statistics unchanged');
-  assert.deepEqual(momentum(), momBefore, 'momentum buffers unchanged');
+  assert.deepEqual(await momentum(), momBefore, 'momentum buffers unchanged');
   assert.equal(tf.memory().numTensors, tensors, 'a skipped step leaks no tensor');
   const after = await stepper.step(clean, 0, 2);
   assert.equal(after.skipped, false);

@@ -110,13 +110,13 @@ test('layout helpers: conv [kh,kw,in,out] ↔ [out,in,kh,kw], linear [in,out] �
   assert.deepEqual(fromTorchLayout(toTorchLayout(x, [3, 2, 2, 4], 'conv'), [3, 2, 2, 4], 'conv'), x);
 });
 
-test('save → perturb → load restores every variable; optimizer slots and sidecar round-trip', () => {
+test('save → perturb → load restores every variable; optimizer slots and sidecar round-trip', async () => {
   const dir = newDir();
   const params = makeParams(SMALL);
   const want = snapshot(params);
   const slots = momentum(params);
   const before = tf.memory().numTensors;
-  const saved = saveCheckpoint(dir, 'last', { params, optimizerState: slots, sidecar: info() });
+  const saved = await saveCheckpoint(dir, 'last', { params, optimizerState: slots, sidecar: info() });
   assert.equal(saved.format, 'ibrar-checkpoint/1');
   assert.deepEqual(saved.tensors, SMALL.map((s) => s.name));
   assert.deepEqual(saved.optimizer.map((s) => s.kind), ['conv', 'vector', 'linear', 'vector']); // inferred from the params
@@ -151,10 +151,10 @@ test('save → perturb → load restores every variable; optimizer slots and sid
   dispose(params);
 });
 
-test('the weights file is a PyTorch state_dict: names as given, [out,in,kh,kw] and [out,in] layouts', () => {
+test('the weights file is a PyTorch state_dict: names as given, [out,in,kh,kw] and [out,in] layouts', async () => {
   const dir = newDir();
   const params = makeParams(SMALL);
-  saveCheckpoint(dir, 'last', { params, sidecar: info() });
+  await saveCheckpoint(dir, 'last', { params, sidecar: info() });
   const { tensors, metadata } = decodeSafetensors(fs.readFileSync(path.join(dir, 'last.safetensors')), 'last.safetensors');
   assert.equal(metadata.format, 'pt');
   assert.deepEqual([...tensors.keys()].sort(), SMALL.map((s) => s.name).sort());
@@ -178,10 +178,10 @@ test('the weights file is a PyTorch state_dict: names as given, [out,in,kh,kw] a
   dispose(params);
 });
 
-test('a checkpoint of another architecture is rejected, naming file and tensor, and nothing is assigned', () => {
+test('a checkpoint of another architecture is rejected, naming file and tensor, and nothing is assigned', async () => {
   const dir = newDir();
   const params = makeParams(SMALL);
-  saveCheckpoint(dir, 'last', { params, sidecar: info() });
+  await saveCheckpoint(dir, 'last', { params, sidecar: info() });
 
   assert.throws(() => loadCheckpoint(dir, 'last', { arch: 'vgg16', params }), isUserError(/checkpoint is for architecture 'small-cnn', the model is 'vgg16'/, /last\.json$/, /^arch$/));
 
@@ -203,10 +203,10 @@ test('a checkpoint of another architecture is rejected, naming file and tensor, 
   dispose(fewer);
 });
 
-test('a modified or truncated data file fails the hash check', () => {
+test('a modified or truncated data file fails the hash check', async () => {
   const dir = newDir();
   const params = makeParams(SMALL);
-  const saved = saveCheckpoint(dir, 'last', { params, optimizerState: momentum(params), sidecar: info() });
+  const saved = await saveCheckpoint(dir, 'last', { params, optimizerState: momentum(params), sidecar: info() });
   const wfile = path.join(dir, saved.files.weights.file);
   const bytes = fs.readFileSync(wfile);
   bytes[bytes.length - 1] ^= 0x01; // flip one bit of the last float
@@ -222,10 +222,10 @@ test('a modified or truncated data file fails the hash check', () => {
   dispose(params);
 });
 
-test('a sidecar with a bad field is rejected naming the field', () => {
+test('a sidecar with a bad field is rejected naming the field', async () => {
   const dir = newDir();
   const params = makeParams(SMALL);
-  saveCheckpoint(dir, 'last', { params, sidecar: info() });
+  await saveCheckpoint(dir, 'last', { params, sidecar: info() });
   const file = path.join(dir, 'last.json');
   const sc = JSON.parse(fs.readFileSync(file, 'utf8'));
   sc.files.weights.sha256 = 'zz';
@@ -241,10 +241,10 @@ function deadPid(): number {
   return Number(r.stdout.toString());
 }
 
-test('a save interrupted before its commit leaves the previous checkpoint loadable; the next save cleans up', () => {
+test('a save interrupted before its commit leaves the previous checkpoint loadable; the next save cleans up', async () => {
   const dir = newDir();
   const params = makeParams(SMALL);
-  saveCheckpoint(dir, 'last', { params, optimizerState: momentum(params), sidecar: info({ epoch: 1 }) });
+  await saveCheckpoint(dir, 'last', { params, optimizerState: momentum(params), sidecar: info({ epoch: 1 }) });
   const v1 = snapshot(params);
 
   // Simulate a process killed mid-save of epoch 2: the new content-named weights file got
@@ -261,7 +261,7 @@ test('a save interrupted before its commit leaves the previous checkpoint loadab
   assert.equal(listCheckpoints(dir, { verify: true })[0].complete, true);
 
   // The next save removes the dead process's leftovers and the orphan data file.
-  saveCheckpoint(dir, 'last', { params, optimizerState: momentum(params), sidecar: info({ epoch: 2 }) });
+  await saveCheckpoint(dir, 'last', { params, optimizerState: momentum(params), sidecar: info({ epoch: 2 }) });
   const left = fs.readdirSync(dir).sort();
   assert.deepEqual(left.filter((f) => f.endsWith('.tmp') || f.startsWith('last.0123456789ab')), []);
   assert.equal(left.filter((f) => /^last\.[0-9a-f]{12}\.safetensors$/.test(f)).length, 1);
@@ -283,14 +283,14 @@ test('a first save that never committed: clear error and an incomplete listing',
   dispose(params);
 });
 
-test('overwriting a tag replaces it; copyCheckpoint makes an independent verified copy; listing', () => {
+test('overwriting a tag replaces it; copyCheckpoint makes an independent verified copy; listing', async () => {
   const dir = newDir();
   const params = makeParams(SMALL);
-  saveCheckpoint(dir, 'last', { params, optimizerState: momentum(params), sidecar: info({ epoch: 1 }) });
+  await saveCheckpoint(dir, 'last', { params, optimizerState: momentum(params), sidecar: info({ epoch: 1 }) });
   copyCheckpoint(dir, 'last', 'best');
   const best = snapshot(params);
   perturb(params);
-  saveCheckpoint(dir, 'last', { params, sidecar: info({ epoch: 2 }) });
+  await saveCheckpoint(dir, 'last', { params, sidecar: info({ epoch: 2 }) });
 
   const listing = listCheckpoints(dir, { verify: true });
   assert.deepEqual(listing.map((l) => [l.tag, l.complete, l.sidecar?.epoch]), [['best', true, 1], ['last', true, 2]]);
@@ -305,12 +305,12 @@ test('overwriting a tag replaces it; copyCheckpoint makes an independent verifie
   dispose(params);
 });
 
-test('memory: save and load leave no tensors behind', () => {
+test('memory: save and load leave no tensors behind', async () => {
   const dir = newDir();
   const params = makeParams(SMALL);
   const n0 = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) {
-    saveCheckpoint(dir, 'last', { params, optimizerState: momentum(params), sidecar: info({ epoch: i }) });
+    await saveCheckpoint(dir, 'last', { params, optimizerState: momentum(params), sidecar: info({ epoch: i }) });
     loadCheckpoint(dir, 'last', params);
   }
   assert.equal(tf.memory().numTensors, n0);

@@ -44,7 +44,7 @@ test('paper-rule mask: exactly ⌊drop·C⌋ channels zeroed, stored in the chec
     assert.ok(dropped.some((c) => plain.some((row) => row[c] !== 0)), 'the dropped channels were active without the mask');
   });
   // The recorded test accuracy was measured with the mask, as training evaluates.
-  const acc = evaluateClean(model, ds.test, 128, Float32Array.from(mask));
+  const acc = await evaluateClean(model, ds.test, 128, Float32Array.from(mask));
   assert.equal(acc, res.records[1].test_acc);
   model.dispose();
 });

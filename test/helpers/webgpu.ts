@@ -1,0 +1,32 @@
+// Getting the webgpu backend in a test, or a skip that says why: the optional packages or an
+// adapter may be absent. IBRAR_TEST_REQUIRE_WEBGPU=1 (CI) turns a skip into a failure.
+import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
+import { initBackend, type BackendInfo } from '../../src/engine/backend';
+
+export function webgpuPackagesMissing(): string | null {
+  for (const pkg of ['webgpu', '@tensorflow/tfjs-backend-webgpu']) {
+    try {
+      require.resolve(pkg);
+    } catch {
+      return `optional package '${pkg}' is not installed`;
+    }
+  }
+  return null;
+}
+
+/** Activates webgpu and returns its info, or reports why not and returns null (the test then ends). */
+export async function webgpuOrSkip(t: TestContext): Promise<BackendInfo | null> {
+  const required = process.env.IBRAR_TEST_REQUIRE_WEBGPU === '1';
+  let why = webgpuPackagesMissing();
+  if (!why) {
+    try {
+      return await initBackend('webgpu');
+    } catch (err) {
+      why = (err as Error).message;
+    }
+  }
+  assert.ok(!required, `IBRAR_TEST_REQUIRE_WEBGPU=1 but ${why}`);
+  t.skip(why);
+  return null;
+}
