@@ -156,10 +156,10 @@ function torchResults(rowsToRun: Row[], reps: number, warmup: number): { meta: R
     process.stderr.write(`bench: PyTorch reference failed (exit ${res.status})\n`);
     return null;
   }
-  const out = JSON.parse(res.stdout) as { torch: string; threads: number; blas: string; results: Array<Row & { median_ms: number; img_s: number }> };
+  const out = JSON.parse(res.stdout) as { torch: string; threads: number; blas: string; blas_library?: string; results: Array<Row & { median_ms: number; img_s: number }> };
   const byKey = new Map<string, { median_ms: number; img_s: number }>();
   for (const r of out.results) byKey.set(`${r.network}/${(r.step as string) === 'grad100-attack' ? 'apgd100-attack' : r.step}`, r);
-  return { meta: { version: out.torch, threads: out.threads, blas: out.blas }, byKey };
+  return { meta: { version: out.torch, threads: out.threads, blas: out.blas, blasLibrary: out.blas_library }, byKey };
 }
 
 function table(results: Result[], backend: BackendInfo): string {

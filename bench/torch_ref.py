@@ -181,10 +181,20 @@ def run_row(row, reps, warmup):
     return {"network": row["network"], "step": step, "batch": b, "median_ms": med, "img_s": b / (med / 1000), "times_ms": times}
 
 
+def blas_library():
+    """The shared library behind Debian's libblas.so.3 (generic BLAS_INFO builds load it at run time)."""
+    import glob
+    import os
+    for path in glob.glob("/usr/lib/*/libblas.so.3") + ["/usr/lib/libblas.so.3"]:
+        if os.path.exists(path):
+            return os.path.realpath(path)
+    return "unknown"
+
+
 def main():
     spec = json.load(sys.stdin)
     torch.set_num_threads(spec["threads"])
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": torch.__config__.show().split("BLAS_INFO=")[-1].split(",")[0] if "BLAS_INFO" in torch.__config__.show() else "unknown", "results": []}
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": torch.__config__.show().split("BLAS_INFO=")[-1].split(",")[0] if "BLAS_INFO" in torch.__config__.show() else "unknown", "blas_library": blas_library(), "results": []}
     for row in spec["rows"]:
         out["results"].append(run_row(row, spec["reps"], spec["warmup"]))
         print(json.dumps({"progress": row}), file=sys.stderr, flush=True)
