@@ -21,7 +21,7 @@ import type { AttackContext } from '../attacks/types';
 import { loadCheckpoint } from '../train/checkpoint';
 import { constantMaskHook, makeAdaptiveLoss } from '../train/ib-hooks';
 import { runLayout } from '../runs/runDir';
-import { writeFileAtomic, writeJsonAtomic } from '../runs/atomic';
+import { removeStaleTempFiles, writeFileAtomic, writeJsonAtomic } from '../runs/atomic';
 import { configHash } from '../runs/configHash';
 import { confusionTendency, confusionMarkdown } from './confusion';
 import type { AttackSummary, EvalReport } from './report-types';
@@ -56,6 +56,12 @@ interface EvalState {
   preds: Record<string, number[]>;
   seconds: Record<string, number>;
   extraSums: Record<string, Record<string, number>>;
+  /**
+   * Set (and saved) once every batch is done, before the report files are written: a process
+   * killed while writing them rewrites the same files on resume instead of adding a second
+   * report under a new timestamp.
+   */
+  report?: { createdAt: string; base: string };
 }
 
 /** ε as papers write it: k/255 when it is one, else the simplest fraction up to /1000. */
@@ -117,6 +123,8 @@ export async function evaluateRun(req: EvalRequest, opts: { progress?: EvalProgr
     const numBatches = Math.ceil(n / req.batchSize);
 
     fs.mkdirSync(layout.evalDir, { recursive: true });
+    // Temp files of an evaluation killed mid-write (their writer's pid is gone).
+    removeStaleTempFiles(layout.evalDir);
     const key = stateKey(req, sidecar.files.weights.sha256, attacks, params);
     const statePath = path.join(layout.evalDir, `.state-${key}.json`);
     let state: EvalState = { key, n, batchSize: req.batchSize, doneBatches: 0, clean: [], preds: {}, seconds: {}, extraSums: {} };
@@ -172,13 +180,18 @@ export async function evaluateRun(req: EvalRequest, opts: { progress?: EvalProgr
       }
     }
 
+    if (!state.report) {
+      const createdAt = new Date().toISOString();
+      state.report = { createdAt, base: path.basename(freeReportBase(layout.evalDir, createdAt)) };
+      writeJsonAtomic(statePath, state);
+    }
     const report = buildReport(req, cfg, dataset.classNames, split, state, attacks, params, {
       tag,
       epoch: sidecar.epoch,
       file: path.join(dir, `${tag}.json`),
       maskApplied,
     });
-    const files = writeReport(layout.evalDir, report);
+    const files = writeReport(path.join(layout.evalDir, state.report.base), report);
     fs.rmSync(statePath, { force: true });
     opts.progress?.onDone?.(report, files);
     return { report, files };
@@ -251,14 +264,20 @@ function buildReport(
       dataset: cfg.data.dataset,
       threat_model: 'Linf',
     },
-    createdAt: new Date().toISOString(),
+    createdAt: state.report?.createdAt ?? new Date().toISOString(),
   };
 }
 
-function writeReport(evalDir: string, report: EvalReport): string[] {
-  const stamp = report.createdAt.replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+/** `<evalDir>/<yyyymmdd-hhmmss>[-k]`, the first such name without a report yet. */
+function freeReportBase(evalDir: string, createdAt: string): string {
+  const stamp = createdAt.replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   let base = path.join(evalDir, stamp);
   for (let k = 2; fs.existsSync(base + '.json'); k++) base = path.join(evalDir, `${stamp}-${k}`);
+  return base;
+}
+
+/** Writes `<base>.json|csv|md` (each atomically; rewriting the same base replaces them). */
+function writeReport(base: string, report: EvalReport): string[] {
   const csvRows = [
     'attack,robust_acc,success_rate,seconds,images_per_sec,n,eps,params',
     `clean,${report.clean_acc},,,,${report.n},${report.eps_str},`,
