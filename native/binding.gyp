@@ -12,7 +12,7 @@
       "include_dirs": ["/usr/include/x86_64-linux-gnu"],
       # oneDNN's C++ API reports failures with exceptions; node's common.gypi turns them off.
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-O3", "-fexceptions", "-std=gnu++17", "-fvisibility=hidden", "-fopenmp"],
+      "cflags_cc": ["-O3", "-fexceptions", "-std=gnu++17", "-fvisibility=hidden", "-fopenmp", "-ffp-contract=off"],
       "ldflags": ["-fopenmp"],
       "libraries": ["-ldnnl"],
       "conditions": [

@@ -328,6 +328,25 @@ napi_value MatMul64(napi_env env, napi_callback_info info) {
   });
 }
 
+// sgdStep(heap, paramOff, gradOff, bufOff | -1, paramOutOff, bufOutOff | -1, n, hyper Float64Array[lr, momentum, wd, started])
+napi_value SgdStep(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info);
+    a.heap(0);
+    const int64_t n = a.integer(6);
+    if (n <= 0) throw ArgError{"sgdStep length must be positive"};
+    const double* h = a.doubles(7, 4);
+    const bool useMomentum = h[1] > 0;
+    const bool started = h[3] != 0;
+    const float* buf = a.tensor(3, n, true);
+    float* bufOut = a.tensor(5, n, true);
+    if (useMomentum && (!bufOut || (started && !buf))) throw ArgError{"sgdStep with momentum needs its buffers"};
+    sgdStep(a.tensor(1, n), a.tensor(2, n), buf, n, static_cast<float>(h[0]), static_cast<float>(h[1]), static_cast<float>(h[2]), started,
+            a.tensor(4, n), bufOut);
+    return undefinedValue(env);
+  });
+}
+
 // info() -> { runtime: string, threads: number, openblas: boolean }
 napi_value Info(napi_env env, napi_callback_info) {
   return guarded(env, [&] {
@@ -379,6 +398,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"addChannelBias", nullptr, AddChannelBias, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxMin", nullptr, MaxMin, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matMul64", nullptr, MatMul64, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sgdStep", nullptr, SgdStep, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"clearCaches", nullptr, ClearCaches, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -44,4 +44,23 @@ void matMul64(const double* a, const double* b, long m, double* out) {
   }
 }
 
+void sgdStep(const float* param, const float* grad, const float* buf, long n, float lr, float momentum, float weightDecay,
+             bool started, float* paramOut, float* bufOut) {
+  // The operations, roundings and order of optimizer.ts's tfjs ops (float32 throughout, no
+  // FMA: the addon is built with -ffp-contract=off), so the result is bit-identical to them.
+  const bool decay = weightDecay > 0.0f;
+  const bool useMomentum = momentum > 0.0f;
+#pragma omp parallel for simd schedule(static) if (n >= (1L << 16))
+  for (long i = 0; i < n; ++i) {
+    const float p = param[i];
+    float g = grad[i];
+    if (decay) g = g + p * weightDecay;
+    if (useMomentum) {
+      if (started) g = buf[i] * momentum + g;
+      bufOut[i] = g;
+    }
+    paramOut[i] = p - g * lr;
+  }
+}
+
 }  // namespace ibrar

@@ -72,6 +72,11 @@ void maxMin(const float* a, const float* b, long n, bool max, float* out);
 // out = a·b for row-major m×m float64 matrices (HSIC host algebra; elementwise.cc).
 void matMul64(const double* a, const double* b, long m, double* out);
 
+// One SGD step of optimizer.ts (coupled weight decay, PyTorch momentum): paramOut and, with
+// momentum, bufOut (buf is read only when started). Bit-identical to the tfjs op sequence.
+void sgdStep(const float* param, const float* grad, const float* buf, long n, float lr, float momentum, float weightDecay,
+             bool started, float* paramOut, float* bufOut);
+
 // Library versions and thread count, for diagnostics.
 std::string describeRuntime();
 int maxThreads();

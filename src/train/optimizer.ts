@@ -4,6 +4,7 @@
 // The momentum buffers are named variables so checkpoints can save and restore them.
 import { tf } from '../engine/tf';
 import type { NamedParam } from '../models/types';
+import { nativeSgdActive, nativeSgdStep } from '../engine/native';
 
 export interface SgdOptions {
   lr: number;
@@ -36,14 +37,22 @@ export class Sgd {
   step(grads: tf.NamedTensorMap): void {
     const { momentum, weightDecay } = this.opts;
     const lr = this.lr;
+    const native = nativeSgdActive();
     tf.tidy(() => {
       for (const p of this.params) {
         if (!p.trainable) continue;
         const grad = grads[p.variable.name];
         if (!grad) continue;
+        const buf = momentum > 0 ? this.buffers.get(p.name)! : null;
+        if (native && grad.dtype === 'float32') {
+          // One kernel, the same float32 operations as below (bit-identical).
+          const [param, next] = nativeSgdStep(p.variable, grad, buf, { lr, momentum, weightDecay, started: this.started });
+          if (buf) buf.assign(next);
+          p.variable.assign(param);
+          continue;
+        }
         let g = weightDecay > 0 ? tf.add(grad, tf.mul(p.variable, weightDecay)) : grad;
-        if (momentum > 0) {
-          const buf = this.buffers.get(p.name)!;
+        if (buf) {
           const next = this.started ? tf.add(tf.mul(buf, momentum), g) : g;
           buf.assign(next);
           g = next;

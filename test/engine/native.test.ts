@@ -21,6 +21,7 @@ import { planMatMul } from '../../src/engine/native/matmul';
 import { planReduce } from '../../src/engine/native/reduce';
 import { nativeBatchNormActive } from '../../src/engine/native/batchnorm';
 import { batchNorm } from '../../src/models/layers';
+import { Sgd } from '../../src/train/optimizer';
 
 // A 64 KiB im2col budget makes the GEMM convolutions work through several chunks of images
 // even on these small shapes (read by the addon at its first convolution).
@@ -318,7 +319,7 @@ test('unregisterNativeKernels restores the kernels it replaced', async (t) => {
     assert.equal(again.loaded, true);
     assert.deepEqual(again.kernels.slice().sort(), [
       tf.BatchMatMul, tf.Conv2D, tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.FusedConv2D, tf._FusedMatMul,
-      tf.MaxPoolGrad, tf.Sum, tf.Mean, tf.Add, tf.Maximum, tf.Minimum, 'IbrarBatchNorm', 'IbrarBatchNormGrad',
+      tf.MaxPoolGrad, tf.Sum, tf.Mean, tf.Add, tf.Maximum, tf.Minimum, 'IbrarSgdStep', 'IbrarBatchNorm', 'IbrarBatchNormGrad',
     ].sort());
     assert.notEqual(tf.getKernel(tf.Conv2D, 'wasm').kernelFunc, restored);
   });
@@ -408,5 +409,44 @@ test('native Maximum / Minimum match cpu, NaN from either side propagating', asy
     // The projection as attacks use it, through the same kernels (finite inputs: the stock wasm
     // clipByValue maps NaN to 0 where the cpu backend keeps it).
     await agree('L∞ projection', [input([8, 32, 32, 3]), input([8, 32, 32, 3])], (x, y) => [tf.clipByValue(tf.minimum(tf.maximum(x, tf.sub(y, 0.1)), tf.add(y, 0.1)), 0, 1)], [tf.Maximum, tf.Minimum]);
+  });
+});
+
+test('native SGD step is bit-identical to the tfjs ops (momentum, weight decay, first and later steps)', async (t) => {
+  await withNative(t, async () => {
+    await tf.setBackend('wasm');
+    const shapes = [[3, 3, 16, 32], [512], [300, 7]];
+    const run = async (opts: { lr: number; momentum: number; weightDecay: number }): Promise<Float32Array[]> => {
+      const r = new Rng(5);
+      const params = shapes.map((s, i) => ({
+        name: `p${i}`,
+        trainable: true,
+        variable: tf.variable(tf.tensor(r.fillNormal(new Float32Array(s.reduce((a, b) => a * b, 1))), s), true, `sgd-test-${i}-${Math.random()}`),
+      }));
+      const sgd = new Sgd(params as never, opts);
+      for (let step = 0; step < 3; step++) {
+        const grads: tf.NamedTensorMap = {};
+        for (const p of params) grads[p.variable.name] = tf.tensor(r.fillNormal(new Float32Array(p.variable.size)), p.variable.shape);
+        sgd.step(grads);
+        tf.dispose(Object.values(grads));
+      }
+      const out = [...params.map((p) => p.variable.dataSync() as Float32Array), ...(await sgd.exportState()).map((s) => s.data)];
+      params.forEach((p) => p.variable.dispose());
+      sgd.dispose();
+      return out;
+    };
+    for (const opts of [{ lr: 0.05, momentum: 0.9, weightDecay: 5e-4 }, { lr: 0.1, momentum: 0, weightDecay: 0 }, { lr: 0.01, momentum: 0.9, weightDecay: 0 }]) {
+      const before = nativeKernelStats().IbrarSgdStep?.native ?? 0;
+      const native = await run(opts);
+      assert.ok((nativeKernelStats().IbrarSgdStep?.native ?? 0) > before, 'the native kernel ran');
+      unregisterNativeKernels();
+      try {
+        const plain = await run(opts);
+        assert.equal(native.length, plain.length);
+        native.forEach((a, k) => assert.deepEqual(a, plain[k], `${JSON.stringify(opts)}: tensor ${k}`));
+      } finally {
+        registerNativeKernels();
+      }
+    }
   });
 });

@@ -19,6 +19,7 @@ export interface NativeAddon {
   addChannelBias(heap: Uint8Array, x: number, bias: number, y: number, rows: number, channels: number): void;
   maxMin(heap: Uint8Array, a: number, b: number, out: number, n: number, max: number): void;
   matMul64(a: Float64Array, b: Float64Array, out: Float64Array, m: number): void;
+  sgdStep(heap: Uint8Array, param: number, grad: number, buf: number, paramOut: number, bufOut: number, n: number, hyper: Float64Array): void;
   info(): { runtime: string; threads: number; openblas: boolean };
   setThreads(n: number): void;
   clearCaches(): void;

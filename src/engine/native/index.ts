@@ -1,6 +1,6 @@
 // Optional native kernels (N-API addon on oneDNN, native/) registered over the wasm
 // backend's kernels for the heavy training ops: convolutions and their gradients, matrix
-// products, the max-pooling gradient, the Sum/Mean reductions, bias adds, max/min, and batch norm (+ ReLU)
+// products, the max-pooling gradient, the Sum/Mean reductions, bias adds, max/min, the SGD update, and batch norm (+ ReLU)
 // forward and backward as custom kernels (./batchnorm). They
 // run on all cores and compute in place in the wasm heap. Each keeps the kernel registered
 // before it (tfjs-backend-wasm's or ibrar's patch) and falls back to it for what the addon
@@ -16,11 +16,13 @@ import { makeMatMulKernels } from './matmul';
 import { makePoolKernels } from './pool';
 import { makeReduceKernels } from './reduce';
 import { makeAddKernel, makeMaxMinKernel } from './elementwise';
+import { SGD_STEP, makeSgdKernel } from './sgd';
 import { BATCH_NORM, BATCH_NORM_GRAD, makeBatchNormKernels, registerBatchNormGradient } from './batchnorm';
 
 export { nativeKernelStats, resetNativeKernelStats, type KernelStats } from './stats';
 export { ADDON_PATH } from './addon';
 export { nativeBatchNorm, nativeBatchNormActive, type BatchNormAttrs } from './batchnorm';
+export { nativeSgdActive, nativeSgdStep } from './sgd';
 export { setNativeConvEngine, setNativeMatMulEngine, CONV_ENGINES, MATMUL_ENGINES, type ConvEngine, type MatMulEngine } from './settings';
 
 export interface NativeKernelsResult {
@@ -78,6 +80,7 @@ function kernelTable(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     [tf.Add, makeAddKernel(addon, fallback)],
     [tf.Maximum, makeMaxMinKernel(addon, fallback, 'Maximum')],
     [tf.Minimum, makeMaxMinKernel(addon, fallback, 'Minimum')],
+    [SGD_STEP, makeSgdKernel(addon)],
     [BATCH_NORM, bn.forward],
     [BATCH_NORM_GRAD, bn.backward],
   ];
