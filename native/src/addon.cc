@@ -8,6 +8,7 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <utility>
 
 #include "kernels.h"
 
@@ -232,13 +233,19 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
   });
 }
 
+// Two positive integer arguments (a [rows, cols] view), checked.
+std::pair<int64_t, int64_t> rowsCols(Args& a, size_t i, size_t j, const char* what) {
+  const int64_t rows = a.integer(i), cols = a.integer(j);
+  if (rows <= 0 || cols <= 0) throw ArgError{std::string(what) + " dims must be positive"};
+  return {rows, cols};
+}
+
 // reduceSum(heap, xOff, outOff, rows, cols, leading, scale): see sumLeading / sumTrailing.
 napi_value ReduceSum(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Args a(env, info);
     a.heap(0);
-    const int64_t rows = a.integer(3), cols = a.integer(4);
-    if (rows <= 0 || cols <= 0) throw ArgError{"reduce dims must be positive"};
+    const auto [rows, cols] = rowsCols(a, 3, 4, "reduce");
     const bool leading = a.integer(5) != 0;
     const double scale = a.number(6);
     const float* x = a.tensor(1, static_cast<size_t>(rows) * cols);
@@ -292,8 +299,7 @@ napi_value AddChannelBias(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Args a(env, info);
     a.heap(0);
-    const int64_t rows = a.integer(4), channels = a.integer(5);
-    if (rows <= 0 || channels <= 0) throw ArgError{"bias add dims must be positive"};
+    const auto [rows, channels] = rowsCols(a, 4, 5, "bias add");
     const size_t n = static_cast<size_t>(rows) * channels;
     addChannelBias(a.tensor(1, n), rows, channels, a.tensor(2, channels), a.tensor(3, n));
     return undefinedValue(env);

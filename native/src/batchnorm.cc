@@ -27,24 +27,18 @@ int threadsFor(long rows, long cols) {
   return std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(rows)));
 }
 
-// Per-channel sums Σ a(r, c) and Σ b(r, c) over rows, in double, for two row functions.
-template <typename FA, typename FB>
-void channelSums(long rows, long cols, FA fa, FB fb, std::vector<double>& sa, std::vector<double>& sb) {
+// Two per-channel sums over rows, in double: `body(r0, r1, accA, accB)` adds rows [r0, r1) into
+// one thread's accumulators (each `cols` long); the threads' partial sums are then added up.
+template <typename Body>
+void channelSums(long rows, long cols, Body body, std::vector<double>& sa, std::vector<double>& sb) {
   const int threads = threadsFor(rows, cols);
   std::vector<double> partial(static_cast<size_t>(threads) * cols * 2, 0.0);
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num();
     const int nt = omp_get_num_threads();
-    const long r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
     double* accA = partial.data() + static_cast<size_t>(t) * cols * 2;
-    double* accB = accA + cols;
-    for (long r = r0; r < r1; ++r) {
-      for (long c = 0; c < cols; ++c) {
-        accA[c] += fa(r, c);
-        accB[c] += fb(r, c);
-      }
-    }
+    body(rows * t / nt, rows * (t + 1) / nt, accA, accA + cols);
   }
   sa.assign(cols, 0.0);
   sb.assign(cols, 0.0);
@@ -62,12 +56,16 @@ void channelSums(long rows, long cols, FA fa, FB fb, std::vector<double>& sa, st
 void batchNormForward(const BatchNormDims& d, const float* x, const float* gamma, const float* beta, float* mean, float* var, float* y) {
   const long rows = d.rows, C = d.channels;
   if (d.training) {
-    std::vector<double> s1, s2;
+    std::vector<double> s1, s2;  // Σ x, Σ x²
     channelSums(
-        rows, C, [&](long r, long c) { return static_cast<double>(x[r * C + c]); },
-        [&](long r, long c) {
-          const double v = x[r * C + c];
-          return v * v;
+        rows, C,
+        [&](long r0, long r1, double* sx, double* sxx) {
+          for (long r = r0; r < r1; ++r)
+            for (long c = 0; c < C; ++c) {
+              const double v = x[r * C + c];
+              sx[c] += v;
+              sxx[c] += v * v;
+            }
         },
         s1, s2);
     for (long c = 0; c < C; ++c) {
@@ -120,58 +118,46 @@ void batchNormBackward(const BatchNormDims& d, const float* dy, const float* x, 
   const bool needSums = d.training || dgamma != nullptr || dbeta != nullptr;
   std::vector<double> sumG(C, 0.0), sumGx(C, 0.0);  // Σ g, Σ g·(x − μ)
   if (needSums) {
-    const int threads = threadsFor(rows, C);
-    std::vector<double> partial(static_cast<size_t>(threads) * C * 2, 0.0);
-#pragma omp parallel num_threads(threads)
-    {
-      const int t = omp_get_thread_num();
-      const int nt = omp_get_num_threads();
-      const long r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-      double* accG = partial.data() + static_cast<size_t>(t) * C * 2;
-      double* accGx = accG + C;
-      // Rows are summed in float blocks of kBlock, then added to the double accumulators:
-      // vectorisable, and the float error stays at the size of a block.
-      constexpr long kBlock = 16;
-      std::vector<float> bG(C), bGx(C);
-      for (long rb = r0; rb < r1; rb += kBlock) {
-        const long re = std::min(r1, rb + kBlock);
-        std::fill(bG.begin(), bG.end(), 0.0f);
-        std::fill(bGx.begin(), bGx.end(), 0.0f);
-        float* BG = bG.data();
-        float* BGx = bGx.data();
-        for (long r = rb; r < re; ++r) {
-          const float* dyr = dy + r * C;
-          const float* xr = x + r * C;
-          if (relu) {
-            const float* yr = y + r * C;
+    channelSums(
+        rows, C,
+        [&](long r0, long r1, double* accG, double* accGx) {
+          // Rows are summed in float blocks of kBlock, then added to the double accumulators:
+          // vectorisable, and the float error stays at the size of a block.
+          constexpr long kBlock = 16;
+          std::vector<float> bG(C), bGx(C);
+          float* BG = bG.data();
+          float* BGx = bGx.data();
+          for (long rb = r0; rb < r1; rb += kBlock) {
+            const long re = std::min(r1, rb + kBlock);
+            std::fill(bG.begin(), bG.end(), 0.0f);
+            std::fill(bGx.begin(), bGx.end(), 0.0f);
+            for (long r = rb; r < re; ++r) {
+              const float* dyr = dy + r * C;
+              const float* xr = x + r * C;
+              if (relu) {
+                const float* yr = y + r * C;
 #pragma omp simd
-            for (long c = 0; c < C; ++c) {
-              const float d = dyr[c];  // loaded unconditionally so the select vectorises
-              const float gv = yr[c] > 0.0f ? d : 0.0f;
-              BG[c] += gv;
-              BGx[c] += gv * (xr[c] - mean[c]);
+                for (long c = 0; c < C; ++c) {
+                  const float d = dyr[c];  // loaded unconditionally so the select vectorises
+                  const float gv = yr[c] > 0.0f ? d : 0.0f;
+                  BG[c] += gv;
+                  BGx[c] += gv * (xr[c] - mean[c]);
+                }
+              } else {
+#pragma omp simd
+                for (long c = 0; c < C; ++c) {
+                  BG[c] += dyr[c];
+                  BGx[c] += dyr[c] * (xr[c] - mean[c]);
+                }
+              }
             }
-          } else {
-#pragma omp simd
             for (long c = 0; c < C; ++c) {
-              BG[c] += dyr[c];
-              BGx[c] += dyr[c] * (xr[c] - mean[c]);
+              accG[c] += BG[c];
+              accGx[c] += BGx[c];
             }
           }
-        }
-        for (long c = 0; c < C; ++c) {
-          accG[c] += BG[c];
-          accGx[c] += BGx[c];
-        }
-      }
-    }
-    for (int t = 0; t < threads; ++t) {
-      const double* accG = partial.data() + static_cast<size_t>(t) * C * 2;
-      for (long c = 0; c < C; ++c) {
-        sumG[c] += accG[c];
-        sumGx[c] += accG[C + c];
-      }
-    }
+        },
+        sumG, sumGx);
   }
   // Σ g·x̂ = s·Σ g·(x − μ); centring first avoids cancellation when |μ| ≫ σ.
   std::vector<double> sumGxh(C, 0.0);
