@@ -21,7 +21,7 @@ import type { EvalReport } from '../../src/eval/report-types';
 import type { ExperimentConfig } from '../../src/config/schema';
 import { UserError } from '../../src/errors';
 import { tinyConfig } from '../helpers/configs';
-import { webgpuOrSkip } from '../helpers/webgpu';
+import { webgpuIfAvailable } from '../helpers/webgpu';
 
 const REL = 1e-4;
 
@@ -83,7 +83,7 @@ test('webgpu: training steps with IB + mask (deferred) match wasm steps (one-pas
   await initBackend('wasm');
   const want: Steps[] = [];
   for (const cfg of cfgs) want.push(await steps(cfg, 3));
-  if (!(await webgpuOrSkip(t))) return;
+  if (!(await webgpuIfAvailable(t))) return;
   gpuOnly();
   const before = tf.memory().numTensors;
   for (const [i, [name]] of cases.entries()) {
@@ -122,7 +122,7 @@ async function trainAndEval(backend: 'wasm' | 'webgpu'): Promise<{ report: EvalR
 
 test('webgpu: train → checkpoint → eval (fgsm, pgd, cw, apgd-ce) gives the wasm accuracies', { timeout: 60_000 }, async (t) => {
   const want = await trainAndEval('wasm');
-  if (!(await webgpuOrSkip(t))) return;
+  if (!(await webgpuIfAvailable(t))) return;
   gpuOnly();
   const got = await trainAndEval('webgpu');
   const n = want.report.n;
