@@ -33,7 +33,7 @@ import {
   type IbHostTerms,
   type MaskReadout,
 } from '../ib';
-import { ibLogs } from './ib-hooks';
+import { ibLogs, maskRuleOf } from './ib-hooks';
 import type { IbTermsFn, Objective, Prepared, StepContext } from './objectives/types';
 
 /** How a step gets its IB terms and mask: read inside the tape, or ahead of it. */
@@ -124,7 +124,7 @@ export class DeferredIb {
   private async computeMasks(ctx: StepContext, prepared: Prepared, labels: ArrayLike<number>): Promise<Float32Array[]> {
     const ib = this.cfg.ib;
     const readouts: MaskReadout[] = [];
-    const rule = { rule: ib.mask.rule, drop: ib.mask.drop, lowY: ib.mask.lowY, highX: ib.mask.highX, skipLastChannel: ib.mask.skipLastChannel };
+    const rule = maskRuleOf(ib);
     try {
       tf.tidy(() => {
         const record: ForwardOptions['channelMask'] = (features, input) => {

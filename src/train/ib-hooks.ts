@@ -3,7 +3,7 @@
 import { tf } from '../engine/tf';
 import type { ExperimentConfig, IbConfig, MaskConfig } from '../config/schema';
 import type { ForwardOptions, Model } from '../models/types';
-import { ibRegularizer, ibTargets, resolveLayers, makeChannelMaskHook, type IbLayerTerms, type IbTargets } from '../ib';
+import { ibRegularizer, ibTargets, resolveLayers, makeChannelMaskHook, type IbLayerTerms, type IbTargets, type MaskRuleOptions } from '../ib';
 import type { IbTermsFn } from './objectives/types';
 import type { ExtraLoss } from '../attacks/types';
 import { UserError } from '../errors';
@@ -54,13 +54,19 @@ export function maskDue(mask: MaskConfig, step: number): boolean {
   return step % mask.every === 0;
 }
 
+/** The config's mask rule as src/ib/mask.ts takes it. */
+export function maskRuleOf(ib: IbConfig): MaskRuleOptions {
+  const { rule, drop, lowY, highX, skipLastChannel } = ib.mask;
+  return { rule, drop, lowY, highX, skipLastChannel };
+}
+
 /** A hook computing the mask from this batch's features; `onMask` receives each mask. */
 export function makeMaskHook(ib: IbConfig, labels: ArrayLike<number>, numClasses: number, onMask: (mask: Float32Array) => void): ForwardOptions['channelMask'] {
   return makeChannelMaskHook({
     labels,
     numClasses,
     sigma: ib.sigma,
-    rule: { rule: ib.mask.rule, drop: ib.mask.drop, lowY: ib.mask.lowY, highX: ib.mask.highX, skipLastChannel: ib.mask.skipLastChannel },
+    rule: maskRuleOf(ib),
     onResult: (r) => onMask(r.mask),
   });
 }
