@@ -8,7 +8,7 @@
 // tfjs ops otherwise; tests check the two agree.
 import { tf } from '../tf';
 import type { NativeAddon } from './addon';
-import { heap, offsetOf, type WasmBackendLike } from './heap';
+import { activeWasmServes, heap, offsetOf, type WasmBackendLike } from './heap';
 import { recordError, recordNative } from './stats';
 
 export const BATCH_NORM = 'IbrarBatchNorm';
@@ -130,8 +130,7 @@ export function registerBatchNormGradient(): void {
 
 /** Whether the active backend serves IbrarBatchNorm (wasm with the native addon). */
 export function nativeBatchNormActive(): boolean {
-  const backend = tf.getBackend();
-  return backend === 'wasm' && tf.getKernel(BATCH_NORM, backend) !== undefined;
+  return activeWasmServes(BATCH_NORM);
 }
 
 /**

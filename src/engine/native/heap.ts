@@ -2,7 +2,7 @@
 // the WebAssembly memory; `dataIdMap` gives each tensor's byte offset there. The memory can
 // grow (detaching old views) whenever the backend allocates, so `heap()` must be read after
 // the last makeOutput of a kernel.
-import type { tf } from '../tf';
+import { tf } from '../tf';
 import { recordError, recordNative } from './stats';
 
 export interface WasmBackendLike {
@@ -56,4 +56,10 @@ export function intoOutput(
     recordError(kernelName, err);
     return null;
   }
+}
+
+/** Whether the active backend is wasm and serves `kernelName` (one of the addon's custom kernels). */
+export function activeWasmServes(kernelName: string): boolean {
+  const backend = tf.getBackend();
+  return backend === 'wasm' && tf.getKernel(kernelName, backend) !== undefined;
 }

@@ -5,7 +5,7 @@
 //   inputs param, grad[, buf]; attrs lr, momentum, weightDecay, started → [param'[, buf']]
 import { tf } from '../tf';
 import type { NativeAddon } from './addon';
-import { heap, isDenseFloat, offsetOf, type WasmBackendLike } from './heap';
+import { activeWasmServes, heap, isDenseFloat, offsetOf, type WasmBackendLike } from './heap';
 import { recordError, recordNative } from './stats';
 
 export const SGD_STEP = 'IbrarSgdStep';
@@ -44,8 +44,7 @@ export function makeSgdKernel(addon: NativeAddon): tf.KernelFunc {
 
 /** Whether the active backend serves IbrarSgdStep (wasm with the native addon). */
 export function nativeSgdActive(): boolean {
-  const backend = tf.getBackend();
-  return backend === 'wasm' && tf.getKernel(SGD_STEP, backend) !== undefined;
+  return activeWasmServes(SGD_STEP);
 }
 
 /** [param', buf'] (buf' only with momentum) for one parameter, natively. */
