@@ -439,6 +439,18 @@ test('native SGD step is bit-identical to the tfjs ops (momentum, weight decay, 
       const before = nativeKernelStats().IbrarSgdStep?.native ?? 0;
       const native = await run(opts);
       assert.ok((nativeKernelStats().IbrarSgdStep?.native ?? 0) > before, 'the native kernel ran');
+      // PyTorch's rule by hand for element 0 of the first parameter (same draws as in run()).
+      const r = new Rng(5);
+      const p0 = shapes.map((sh) => r.fillNormal(new Float32Array(sh.reduce((a, b) => a * b, 1))))[0][0];
+      const g0 = [0, 1, 2].map(() => shapes.map((sh) => r.fillNormal(new Float32Array(sh.reduce((a, b) => a * b, 1))))[0][0]);
+      let p = p0;
+      let b = 0;
+      g0.forEach((g, step) => {
+        const d = g + opts.weightDecay * p;
+        b = opts.momentum > 0 ? (step === 0 ? d : opts.momentum * b + d) : d;
+        p -= opts.lr * b;
+      });
+      assert.ok(Math.abs(native[0][0] - p) <= 1e-5 * (1 + Math.abs(p)), `${JSON.stringify(opts)}: p[0] ${native[0][0]}, by hand ${p}`);
       unregisterNativeKernels();
       try {
         const plain = await run(opts);
