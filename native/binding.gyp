@@ -8,7 +8,7 @@
   "targets": [
     {
       "target_name": "ibrar_native",
-      "sources": ["src/addon.cc", "src/conv.cc", "src/conv_gemm.cc", "src/gemm.cc", "src/matmul.cc", "src/pool.cc", "src/reduce.cc", "src/batchnorm.cc", "src/elementwise.cc"],
+      "sources": ["src/addon.cc", "src/conv.cc", "src/conv-gemm.cc", "src/gemm.cc", "src/matmul.cc", "src/pool.cc", "src/reduce.cc", "src/batchnorm.cc", "src/elementwise.cc"],
       "include_dirs": ["/usr/include/x86_64-linux-gnu"],
       # oneDNN's C++ API reports failures with exceptions; node's common.gypi turns them off.
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],

@@ -241,7 +241,7 @@ void conv2dBackwardWeightsDnnl(const ConvDims& d, const float* x, const float* d
   rt.strm.wait();
 }
 
-// im2col + GEMM implementations (conv_gemm.cc).
+// im2col + GEMM implementations (conv-gemm.cc).
 void conv2dForwardGemm(GemmLib lib, const ConvDims& d, const float* x, const float* w, const float* bias, bool relu,
                        float* y);
 void conv2dBackwardDataGemm(GemmLib lib, const ConvDims& d, const float* dy, const float* w, float* dx);

@@ -17,7 +17,7 @@ constexpr int kConvDimCount = 17;
 
 // Which implementation runs a convolution: oneDNN's convolution primitives on NHWC
 // activations (kDnnl) or on its own blocked layouts with reorders (kDnnlBlocked), or im2col +
-// GEMM (conv_gemm.cc) on OpenBLAS or on oneDNN's sgemm. kAuto picks per op and shape.
+// GEMM (conv-gemm.cc) on OpenBLAS or on oneDNN's sgemm. kAuto picks per op and shape.
 enum class ConvEngine { kAuto = 0, kDnnl = 1, kGemmOpenBlas = 2, kGemmDnnl = 3, kDnnlBlocked = 4 };
 
 // y = conv(x, w) [+ bias] [relu]. bias may be null.

@@ -22,7 +22,7 @@ import {
   FASHION_MNIST_CLASSES,
   MNIST_CLASSES,
   parseClassNamesFile,
-} from './classNames';
+} from './class-names';
 import { exists } from './files';
 import { CIFAR100_HOWTO, fetchDataset, type FetchOptions } from './fetch';
 import { loadIdxDataset, MissingDataError } from './mnist';

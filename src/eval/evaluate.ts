@@ -20,9 +20,9 @@ import { predict } from '../attacks/common';
 import type { AttackContext } from '../attacks/types';
 import { loadCheckpoint } from '../train/checkpoint';
 import { constantMaskHook, makeAdaptiveLoss } from '../train/ib-hooks';
-import { runLayout } from '../runs/runDir';
+import { runLayout } from '../runs/run-dir';
 import { removeStaleTempFiles, writeFileAtomic, writeJsonAtomic } from '../runs/atomic';
-import { configHash } from '../runs/configHash';
+import { configHash } from '../runs/config-hash';
 import { confusionTendency, confusionMarkdown } from './confusion';
 import type { AttackSummary, EvalReport } from './report-types';
 

@@ -3,7 +3,7 @@ import type { Rng } from '../engine/rng';
 import { UserError } from '../errors';
 import type { ModelConfig } from '../config/schema';
 import type { Model, ModelBuilder, ModelOptions } from './types';
-import { buildSmallCnn } from './small_cnn';
+import { buildSmallCnn } from './small-cnn';
 import { buildVgg16 } from './vgg16';
 import { buildResnet18 } from './resnet18';
 import { buildWrn } from './wrn';

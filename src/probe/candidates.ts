@@ -7,7 +7,7 @@ import type { ExperimentConfig, ModelConfig } from '../config/schema';
 import { validateConfig } from '../config/load';
 import { UserError } from '../errors';
 import { resolveLayers, type TapInfo } from '../ib';
-import { SMALL_CNN_TAPS } from '../models/small_cnn';
+import { SMALL_CNN_TAPS } from '../models/small-cnn';
 import { VGG16_TAPS } from '../models/vgg16';
 import { RESNET18_TAPS } from '../models/resnet18';
 import { wrnTapNames } from '../models/wrn';

@@ -9,7 +9,7 @@ import { UserError } from '../errors';
 import { evaluateRun } from '../eval/evaluate';
 import { train, type TrainProgress } from '../train/trainer';
 import { readCheckpointSidecar } from '../train/checkpoint';
-import { runLayout } from '../runs/runDir';
+import { runLayout } from '../runs/run-dir';
 import { candidateConfig, candidatesRoot } from './candidates';
 import { PROBE_CONFIG_FILE, readCandidate, readState, writeCandidate, type CandidateRecord } from './state';
 

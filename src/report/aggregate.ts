@@ -2,7 +2,7 @@
 // (`-s1`, `_seed2`, …), each group's cell is mean ± sample standard deviation (n − 1) over its
 // runs. Also names the paper's ablation row (Table 4) a config implements.
 import type { ExperimentConfig } from '../config/schema';
-import { configHash } from '../runs/configHash';
+import { configHash } from '../runs/config-hash';
 import { hbarSettings, hbarWeights } from '../train/objectives/hbar';
 import { metricOf, type EvalFile } from './runs';
 

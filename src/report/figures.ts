@@ -11,7 +11,7 @@ import * as path from 'path';
 import type { ExperimentConfig } from '../config/schema';
 import { UserError } from '../errors';
 import { readMetrics } from '../runs/metrics';
-import { runLayout } from '../runs/runDir';
+import { runLayout } from '../runs/run-dir';
 import { writeFileAtomic } from '../runs/atomic';
 import { readAdvCurve, readInfoPlane } from '../train/info-plane';
 import { getAttack } from '../attacks/registry';

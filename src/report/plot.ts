@@ -4,7 +4,7 @@
 import { UserError } from '../errors';
 import { evaluateRun } from '../eval/evaluate';
 import { getAttack } from '../attacks/registry';
-import { runLayout } from '../runs/runDir';
+import { runLayout } from '../runs/run-dir';
 import { curvesFigure, epsFigure, epsPoints, infoPlaneFigure, referenceSteps, runRefs, stepsFigure, stepsPoints, writeFigure, type FigureKind, type RunRef } from './figures';
 import { readEvalFiles } from './runs';
 import { computeTsne, tsneFigure, writeTsneData } from './tsne-figure';

@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic, writeJsonAtomic } from '../runs/atomic';
-import { runTimestamp } from '../runs/runDir';
+import { runTimestamp } from '../runs/run-dir';
 import { UserError } from '../errors';
 import { epsWords } from './svg';
 import { aggregateRuns, type RunEntry } from './aggregate';

@@ -6,7 +6,7 @@ import { loadConfig } from '../config/load';
 import type { ExperimentConfig } from '../config/schema';
 import { UserError } from '../errors';
 import type { EvalReport } from '../eval/report-types';
-import { runLayout } from '../runs/runDir';
+import { runLayout } from '../runs/run-dir';
 
 export interface EvalFile {
   file: string;

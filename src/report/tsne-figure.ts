@@ -14,7 +14,7 @@ import { readTidy } from '../attacks/common';
 import { attackParams } from '../eval/evaluate';
 import { loadCheckpoint } from '../train/checkpoint';
 import { constantMaskHook } from '../train/ib-hooks';
-import { runLayout } from '../runs/runDir';
+import { runLayout } from '../runs/run-dir';
 import { writeJsonAtomic } from '../runs/atomic';
 import { categorical } from './colors';
 import { readRunConfig } from './runs';

@@ -9,7 +9,7 @@ import { randomBytes } from 'crypto';
 import { UserError } from '../errors';
 import * as path from 'path';
 import { pidAlive, removeStaleTempFiles, tempPathFor } from './atomic';
-import { runLayout } from './runDir';
+import { runLayout } from './run-dir';
 
 export interface LockInfo {
   pid: number;

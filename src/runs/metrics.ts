@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import { UserError } from '../errors';
 import { writeFileAtomic } from './atomic';
-import { runLayout, type RunLayout } from './runDir';
+import { runLayout, type RunLayout } from './run-dir';
 
 export type MetricValue = number | string | boolean | null;
 export type MetricRecord = Record<string, MetricValue>;

@@ -27,7 +27,7 @@ export async function runTraining(opts: { cfg?: ExperimentConfig; configFile?: s
       `done: ${result.runDir}` + (last ? ` (test_acc ${last.test_acc.toFixed(4)}, best ${result.bestTestAcc.toFixed(4)})` : '') + '\n',
     );
     const { loadConfig } = await import('../config/load');
-    const { runLayout } = await import('../runs/runDir');
+    const { runLayout } = await import('../runs/run-dir');
     const cfg = loadConfig(runLayout(result.runDir).config);
     if (cfg.eval.attacks.length > 0) {
       const { evaluateRun } = await import('../eval/evaluate');

@@ -36,10 +36,10 @@ function resumeState(sidecar: CheckpointSidecar | null): ResumeState {
   const st = (sidecar?.state ?? {}) as Partial<ResumeState>;
   return { optimizerStarted: Boolean(st.optimizerStarted), bestTestAcc: st.bestTestAcc ?? -1, accumulator: st.accumulator ?? null };
 }
-import { createRunDir, runLayout, type RunLayout } from '../runs/runDir';
+import { createRunDir, runLayout, type RunLayout } from '../runs/run-dir';
 import { acquireRunLock, type RunLock } from '../runs/lock';
 import { MetricsWriter } from '../runs/metrics';
-import { configHash } from '../runs/configHash';
+import { configHash } from '../runs/config-hash';
 import { createRunLogger, type RunLogger } from '../runs/logger';
 
 export interface TrainProgress {

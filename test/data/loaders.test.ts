@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import { listDatasets, loadDataset, resolveDataRoot } from '../../src/data';
-import { CIFAR10_CLASSES, CIFAR100_CLASSES } from '../../src/data/classNames';
+import { CIFAR10_CLASSES, CIFAR100_CLASSES } from '../../src/data/class-names';
 import { encodeIdxImages, encodeIdxLabels } from '../../src/data/idx';
 import { MissingDataError } from '../../src/data/mnist';
 import { dataCfg, pixel, rejectsUserError, rmDir, tmpDir, writeIdxPair, writeTinyCifar10, writeTinyCifar100 } from './helpers';

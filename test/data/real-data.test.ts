@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { loadDataset, verifyDataset } from '../../src/data';
 import { countPerClass } from '../../src/data/subset';
-import { CIFAR10_CLASSES } from '../../src/data/classNames';
+import { CIFAR10_CLASSES } from '../../src/data/class-names';
 import type { Split } from '../../src/data/types';
 import { dataCfg, sharedDataRoot } from './helpers';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { tf } from '../../src/engine/tf';
 import { initBackend } from '../../src/engine/backend';
 import { registerWasmKernelPatches } from '../../src/engine/kernels';
-import { planBackpropInput } from '../../src/engine/kernels/conv2d_backprop_input';
+import { planBackpropInput } from '../../src/engine/kernels/conv2d-backprop-input';
 import { Rng } from '../../src/engine/rng';
 
 type Shape4 = [number, number, number, number];

@@ -6,14 +6,14 @@
 // optional packages or an adapter are absent, unless IBRAR_TEST_REQUIRE_WEBGPU=1 (CI) makes
 // that a failure.
 // Tolerance: max|webgpu − cpu| ≤ 2e-4 · max|cpu| per output tensor (float32 on both sides;
-// the GPU sums in a different order). Training and evaluation on webgpu: webgpu_train.test.ts.
+// the GPU sums in a different order). Training and evaluation on webgpu: webgpu-train.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../src/engine/tf';
 import { initBackend, type BackendInfo } from '../../src/engine/backend';
 import { webgpuPlanFromEnv } from '../../src/engine/webgpu';
 import { Rng } from '../../src/engine/rng';
-import { buildSmallCnn } from '../../src/models/small_cnn';
+import { buildSmallCnn } from '../../src/models/small-cnn';
 import { webgpuPackagesMissing } from '../helpers/webgpu';
 
 const REL_TOL = 2e-4;

@@ -13,7 +13,7 @@ import type { Model, NamedParam } from '../../src/models/types';
 import { buildVgg16 } from '../../src/models/vgg16';
 import { buildResnet18 } from '../../src/models/resnet18';
 import { buildWrn } from '../../src/models/wrn';
-import { buildSmallCnn } from '../../src/models/small_cnn';
+import { buildSmallCnn } from '../../src/models/small-cnn';
 import { countTrainable } from '../../src/models/params';
 import {
   TapSummary,

@@ -13,7 +13,7 @@ import { buildModel, listArchs } from '../../src/models/registry';
 import { buildVgg16 } from '../../src/models/vgg16';
 import { buildResnet18 } from '../../src/models/resnet18';
 import { buildWrn, wrnTapNames } from '../../src/models/wrn';
-import { buildSmallCnn } from '../../src/models/small_cnn';
+import { buildSmallCnn } from '../../src/models/small-cnn';
 import { countTrainable } from '../../src/models/params';
 import { formulaInput, options } from './helpers';
 

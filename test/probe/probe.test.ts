@@ -7,7 +7,7 @@ import { buildProbeResult, probeMarkdown } from '../../src/probe/table';
 import { probeCandidates } from '../../src/probe/candidates';
 import type { CandidateRecord } from '../../src/probe/state';
 import { loadConfig } from '../../src/config/load';
-import { runLayout } from '../../src/runs/runDir';
+import { runLayout } from '../../src/runs/run-dir';
 import { UserError } from '../../src/errors';
 import { tinyConfig } from '../helpers/configs';
 

@@ -15,7 +15,7 @@ import { encodeIdxImages, encodeIdxLabels } from '../../src/data/idx';
 import { encodeCifarRecords, CIFAR100_FORMAT } from '../../src/data/cifar';
 import { train } from '../../src/train/trainer';
 import { decodeSafetensors } from '../../src/train/safetensors';
-import { runLayout } from '../../src/runs/runDir';
+import { runLayout } from '../../src/runs/run-dir';
 import { tinyConfig } from '../helpers/configs';
 import { checkBadCase, type BadCase } from './bad-input';
 import { pool } from './cli';

@@ -14,7 +14,7 @@ import * as path from 'path';
 import { UserError } from '../../src/errors';
 import { train } from '../../src/train/trainer';
 import { readCheckpointFiles, readCheckpointSidecar } from '../../src/train/checkpoint';
-import { runLayout } from '../../src/runs/runDir';
+import { runLayout } from '../../src/runs/run-dir';
 import { tinyConfig, tempDir } from '../helpers/configs';
 import { installFsFaults } from './fault-preload';
 import { exactMetrics, hasStackTrace, runCli, runDirsOf, snapshot, tinyYaml } from './cli';

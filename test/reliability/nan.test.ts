@@ -12,7 +12,7 @@ import { buildModel } from '../../src/models/registry';
 import { TrainStepper, NonFiniteLossError } from '../../src/train/step';
 import { readCheckpointFiles, readCheckpointSidecar } from '../../src/train/checkpoint';
 import { readMetrics } from '../../src/runs/metrics';
-import { runLayout } from '../../src/runs/runDir';
+import { runLayout } from '../../src/runs/run-dir';
 import { tinyConfig, tempDir } from '../helpers/configs';
 import { hasStackTrace, runCli, runDirsOf, tinyYaml } from './cli';
 

@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Rng } from '../../src/engine/rng';
 import { readCheckpointFiles, readCheckpointSidecar } from '../../src/train/checkpoint';
-import { runLayout } from '../../src/runs/runDir';
+import { runLayout } from '../../src/runs/run-dir';
 import { tempDir } from '../helpers/configs';
 import { exactMetrics, runCli, runDirsOf, spawnCli, tinyYaml } from './cli';
 

@@ -7,7 +7,7 @@ import { Rng } from '../../src/engine/rng';
 import { train } from '../../src/train/trainer';
 import { readAdvCurve, readInfoPlane } from '../../src/train/info-plane';
 import { readMetrics } from '../../src/runs/metrics';
-import { runLayout } from '../../src/runs/runDir';
+import { runLayout } from '../../src/runs/run-dir';
 import { loadDataset, sliceSplit, testBatches, toTensors } from '../../src/data';
 import { buildModel } from '../../src/models/registry';
 import { loadCheckpoint } from '../../src/train/checkpoint';

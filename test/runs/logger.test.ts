@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
 import { createRunLogger } from '../../src/runs/logger';
-import { runLayout } from '../../src/runs/runDir';
+import { runLayout } from '../../src/runs/run-dir';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ibrar-log-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

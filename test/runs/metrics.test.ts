@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { MetricsWriter, csvField, parseCsv, readMetrics } from '../../src/runs/metrics';
-import { runLayout } from '../../src/runs/runDir';
+import { runLayout } from '../../src/runs/run-dir';
 import { UserError } from '../../src/errors';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ibrar-metrics-'));

@@ -9,7 +9,7 @@ import { loadCheckpoint } from '../../src/train/checkpoint';
 import { constantMaskHook } from '../../src/train/ib-hooks';
 import { buildModel } from '../../src/models/registry';
 import { loadDataset, testBatches, toTensors } from '../../src/data';
-import { runLayout } from '../../src/runs/runDir';
+import { runLayout } from '../../src/runs/run-dir';
 import { tinyConfig } from '../helpers/configs';
 
 test('paper-rule mask: exactly ⌊drop·C⌋ channels zeroed, stored in the checkpoint, applied at eval', async () => {

@@ -5,7 +5,7 @@ import * as path from 'path';
 import { tf } from '../../src/engine/tf';
 import { train } from '../../src/train/trainer';
 import { readMetrics } from '../../src/runs/metrics';
-import { runLayout } from '../../src/runs/runDir';
+import { runLayout } from '../../src/runs/run-dir';
 import { tinyConfig } from '../helpers/configs';
 
 test('CE training on separable synthetic data reaches > 95% train accuracy and writes the run dir', async () => {

@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { PNG } from 'pngjs';
 import { UserError } from '../../errors';
-import { CIFAR10_CLASSES } from '../classNames';
+import { CIFAR10_CLASSES } from '../class-names';
 import { CIFAR10_HASHES, NPM_TARBALLS } from '../checksums';
 import { sha256, sha256File, StagedFiles } from '../files';
 import { extractTar } from '../tar';

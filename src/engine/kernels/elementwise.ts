@@ -5,7 +5,7 @@
 // loops or block copies over the wasm heap; other dtypes and shapes go to the stock kernels.
 // (V8's Math.max is ~4× slower than an add per element, but it has the NaN semantics.)
 import type { tf } from '../tf';
-import type { TensorInfo, WasmBackend, WasmKernelArgs } from './wasm_kernel_utils';
+import type { TensorInfo, WasmBackend, WasmKernelArgs } from './wasm-kernel-utils';
 
 type Stock = tf.KernelFunc;
 const stock = new Map<string, Stock>();

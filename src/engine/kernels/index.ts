@@ -17,10 +17,10 @@
 //   Maximum, Minimum,     generic slow paths (35× Add; Tile     → JS loops / block copies
 //   Select, Tile          of a row mask 38 ms): tf.where           (./elementwise)
 import { tf } from '../tf';
-import { conv2DBackpropFilterConfig } from './conv2d_backprop_filter';
-import { conv2DBackpropInputConfig, setStockConv2DBackpropInput } from './conv2d_backprop_input';
-import { maxPoolGradConfig } from './max_pool_grad';
-import { batchMatMulConfig, setStockBatchMatMul } from './batch_mat_mul';
+import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter';
+import { conv2DBackpropInputConfig, setStockConv2DBackpropInput } from './conv2d-backprop-input';
+import { maxPoolGradConfig } from './max-pool-grad';
+import { batchMatMulConfig, setStockBatchMatMul } from './batch-mat-mul';
 import { signConfig } from './sign';
 import { castConfig, identityConfig, setStockCast } from './share';
 import { maximumConfig, minimumConfig, selectConfig, setStockElementwise, tileConfig } from './elementwise';

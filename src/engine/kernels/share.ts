@@ -5,7 +5,7 @@
 // Sharing is safe because no wasm kernel (stock, patched or native) writes into its inputs;
 // Reshape already shares the same way.
 import type { tf } from '../tf';
-import type { TensorInfo, WasmBackend, WasmKernelArgs } from './wasm_kernel_utils';
+import type { TensorInfo, WasmBackend, WasmKernelArgs } from './wasm-kernel-utils';
 
 interface RefCountingBackend {
   incRef(dataId: tf.DataId): void;

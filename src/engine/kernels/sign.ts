@@ -4,7 +4,7 @@
 // small — a weaker attack and an overstated robust accuracy. This one is exact: 1, −1, or
 // the input itself for ±0 and NaN (as torch.sign and the cpu backend).
 import type { tf } from '../tf';
-import type { TensorInfo, WasmBackend, WasmKernelArgs } from './wasm_kernel_utils';
+import type { TensorInfo, WasmBackend, WasmKernelArgs } from './wasm-kernel-utils';
 
 function sign(args: WasmKernelArgs): TensorInfo {
   const backend = args.backend as unknown as WasmBackend;

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawn } from 'child_process';
-import { createRunDir, latestRunDir, listRunDirs, runLayout, runTimestamp } from '../../src/runs/runDir';
+import { createRunDir, latestRunDir, listRunDirs, runLayout, runTimestamp } from '../../src/runs/run-dir';
 import { UserError } from '../../src/errors';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ibrar-rundir-'));
@@ -48,7 +48,7 @@ test('listRunDirs sorts by time then suffix numerically; latestRunDir', () => {
 
 test('two processes creating run dirs in the same second never share one', async () => {
   const root = path.join(tmp, 'c');
-  const mod = path.join(__dirname, '..', '..', 'src', 'runs', 'runDir.js');
+  const mod = path.join(__dirname, '..', '..', 'src', 'runs', 'run-dir.js');
   const script = `const { createRunDir } = require(${JSON.stringify(mod)});
     const out = [];
     for (let i = 0; i < 15; i++) out.push(createRunDir(${JSON.stringify(root)}, 'exp', new Date(2024, 0, 2, 3, 4, 5)));

@@ -12,7 +12,7 @@
 // be negative (forward padding ≥ kernel size, or rows the forward conv never read) go to
 // the stock kernel, kept from before it was replaced.
 import { tf } from '../tf';
-import { assertNHWC, explicitPad, release, runWasmKernel, type TensorInfo, type WasmBackend, type WasmKernelArgs } from './wasm_kernel_utils';
+import { assertNHWC, explicitPad, release, runWasmKernel, type TensorInfo, type WasmBackend, type WasmKernelArgs } from './wasm-kernel-utils';
 
 type Shape4 = [number, number, number, number];
 

@@ -4,7 +4,7 @@
 // matMul gradient always asks for a transposed operand. Transposing explicitly with the
 // backend's Transpose kernel, then multiplying untransposed, gives identical results.
 import { tf } from '../tf';
-import { release, runWasmKernel, type TensorInfo, type WasmBackend, type WasmKernelArgs } from './wasm_kernel_utils';
+import { release, runWasmKernel, type TensorInfo, type WasmBackend, type WasmKernelArgs } from './wasm-kernel-utils';
 
 let stockKernel: tf.KernelFunc | null = null;
 

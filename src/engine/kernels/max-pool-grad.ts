@@ -11,7 +11,7 @@
 // all NaN or -∞ routes nothing, as on cpu. Plain JS over the wasm heap: channels are the
 // innermost (contiguous) loop, so it is one pass over x and one over dy.
 import { tf } from '../tf';
-import type { TensorInfo, WasmBackend, WasmKernelArgs } from './wasm_kernel_utils';
+import type { TensorInfo, WasmBackend, WasmKernelArgs } from './wasm-kernel-utils';
 
 type Shape4 = [number, number, number, number];
 

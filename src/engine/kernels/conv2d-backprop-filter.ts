@@ -11,7 +11,7 @@
 // and a last transpose gives [KH,KW,Ci,Co]. All three steps run on the backend's own
 // XNNPACK-backed Conv2D and native Transpose, so the cost is one GEMM of the forward size.
 import { tf } from '../tf';
-import { assertNHWC, explicitPad, release, runWasmKernel, type TensorInfo, type WasmBackend, type WasmKernelArgs } from './wasm_kernel_utils';
+import { assertNHWC, explicitPad, release, runWasmKernel, type TensorInfo, type WasmBackend, type WasmKernelArgs } from './wasm-kernel-utils';
 
 type Shape4 = [number, number, number, number];
 

@@ -9,7 +9,7 @@ import { loadCheckpoint } from '../../src/train/checkpoint';
 import { buildModel } from '../../src/models/registry';
 import { loadDataset, testBatches, toTensors } from '../../src/data';
 import { hsicCcaValue } from '../../src/ib';
-import { runLayout } from '../../src/runs/runDir';
+import { runLayout } from '../../src/runs/run-dir';
 import { tinyConfig } from '../helpers/configs';
 
 const LAYERS = ['conv3', 'fc1'];

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalJson, configHash } from '../../src/runs/configHash';
+import { canonicalJson, configHash } from '../../src/runs/config-hash';
 
 test('canonical JSON sorts keys at every level and drops undefined members', () => {
   assert.equal(canonicalJson({ c: { e: -0.5, d: true }, b: [1, 'x', null], a: 1, u: undefined }), '{"a":1,"b":[1,"x",null],"c":{"d":true,"e":-0.5}}');
