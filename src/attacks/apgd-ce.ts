@@ -20,5 +20,5 @@ export const apgdCe = defineAttack<ApgdCeParams>({
   description: 'Auto-PGD on the cross-entropy, L∞: step-size halving on a checkpoint schedule (Croce & Hein 2020)',
   norm: 'linf',
   schema,
-  attack: async ({ target, rng }, x, y, p) => ({ xAdv: await apgdAttack(target, rng, x, y, { ...p, loss: 'ce' }) }),
+  attack: async (ctx, x, y, p) => ({ xAdv: await apgdAttack(ctx, x, y, { ...p, loss: 'ce' }) }),
 });

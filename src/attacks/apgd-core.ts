@@ -15,21 +15,10 @@ import { tf } from '../engine/tf';
 import type { Rng } from '../engine/rng';
 import { UserError } from '../errors';
 import { backendReadsSync } from '../engine/reads';
-import {
-  cePerExample,
-  gatherRows,
-  indicesWhere,
-  labelsOf,
-  mergeRows,
-  predict,
-  projectLinfMinMax,
-  rankedClass,
-  readTidy,
-  swap,
-  uniformTensor,
-  whereRows,
-} from './common';
-import type { AttackTarget } from './types';
+import { cePerExample, projectLinfMinMax, rankedClass, readTidy, swap, uniformTensor, whereRows } from './common';
+import { noYield } from './interrupt';
+import { attackRobustRows, type Attempt } from './robust-rows';
+import type { AttackContext, AttackTarget } from './types';
 
 export type ApgdLoss = 'ce' | 'dlr' | 'dlr-targeted';
 
@@ -157,14 +146,15 @@ export interface ApgdRun {
  * clipped to [0,1] and not disposed.
  */
 export async function apgdSingleRun(
-  target: AttackTarget,
-  rng: Rng,
+  ctx: AttackContext,
   x: tf.Tensor4D,
   y: Int32Array,
   t: Int32Array | null,
   o: ApgdOptions,
   start?: tf.Tensor4D,
 ): Promise<ApgdRun> {
+  const { target, rng } = ctx;
+  const yieldPoint = ctx.yieldPoint ?? noYield;
   const n = x.shape[0];
   const sched = apgdSchedule(o.steps);
   let xAdv = tf.tidy(() => {
@@ -189,6 +179,12 @@ export async function apgdSingleRun(
   let counter = 0;
 
   for (let i = 0; i < o.steps; i++) {
+    try {
+      await yieldPoint();
+    } catch (err) {
+      tf.dispose([xAdv, xAdvOld, grad, gradBest, xBest, xBestAdv]);
+      throw err;
+    }
     const a = i > 0 ? 0.75 : 1.0;
     const next = tf.tidy(() => {
       const eta = tf.tensor(stepSize, [n, 1, 1, 1]);
@@ -245,37 +241,21 @@ export async function apgdSingleRun(
  * APGD over a batch (AutoAttack `perturb`): only initially correct points are attacked; each
  * restart (and, targeted, each target rank 2..nTargets+1) attacks the points still robust.
  */
-export async function apgdAttack(
-  target: AttackTarget,
-  rng: Rng,
-  x: tf.Tensor4D,
-  y: tf.Tensor1D,
-  o: ApgdOptions,
-  nTargets: number | null = null,
-): Promise<tf.Tensor4D> {
-  const K = target.numClasses;
+export async function apgdAttack(ctx: AttackContext, x: tf.Tensor4D, y: tf.Tensor1D, o: ApgdOptions, nTargets: number | null = null): Promise<tf.Tensor4D> {
+  const K = ctx.target.numClasses;
   if (o.loss === 'dlr' && K < 3) throw new UserError(`apgd-dlr needs at least 3 classes (the DLR loss uses the 3rd largest logit), found ${K}`);
   if (o.loss === 'dlr-targeted' && K < 4) throw new UserError(`apgd-t needs at least 4 classes (targeted DLR uses the 4th largest logit), found ${K}`);
-  const labels = await labelsOf(y);
-  const clean = await predict(target, x);
-  const robust = Array.from(clean, (p, i) => p === labels[i]);
-  let out = tf.clone(x);
   const ranks = nTargets === null ? [null] : Array.from({ length: Math.min(nTargets, K - 1) }, (_, i) => i + 2);
+  const attempts: Attempt[] = [];
   for (const rank of ranks) {
     for (let r = 0; r < o.restarts; r++) {
-      const idx = indicesWhere(robust);
-      if (idx.length === 0) return out;
-      const xs = gatherRows(x, idx);
-      const ys = Int32Array.from(idx, (i) => labels[i]);
-      const targets = rank === null ? null : await rankedClass(target, xs, rank);
-      const run = await apgdSingleRun(target, rng, xs, ys, targets, o);
-      const take = idx.filter((_, j) => run.fooled[j]);
-      const rows = indicesWhere(run.fooled);
-      take.forEach((i) => (robust[i] = false));
-      const picked = gatherRows(run.xAdv, rows);
-      out = swap(out, mergeRows(out, picked, take));
-      tf.dispose([xs, run.xAdv, run.xBest, picked]);
+      attempts.push(async (xs, ys) => {
+        const targets = rank === null ? null : await rankedClass(ctx.target, xs, rank);
+        const run = await apgdSingleRun(ctx, xs, ys, targets, o);
+        run.xBest.dispose();
+        return { xAdv: run.xAdv, fooled: run.fooled };
+      });
     }
   }
-  return out;
+  return (await attackRobustRows(ctx.target, x, y, attempts)).xAdv;
 }

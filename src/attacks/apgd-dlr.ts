@@ -13,5 +13,5 @@ export const apgdDlr = defineAttack<ApgdDlrParams>({
   description: 'Auto-PGD on the DLR loss (scale-invariant margin), L∞ (Croce & Hein 2020)',
   norm: 'linf',
   schema,
-  attack: async ({ target, rng }, x, y, p) => ({ xAdv: await apgdAttack(target, rng, x, y, { ...p, loss: 'dlr' }) }),
+  attack: async (ctx, x, y, p) => ({ xAdv: await apgdAttack(ctx, x, y, { ...p, loss: 'dlr' }) }),
 });

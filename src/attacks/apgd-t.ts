@@ -14,7 +14,7 @@ export const apgdT = defineAttack<ApgdTParams>({
   description: 'Targeted Auto-PGD on the targeted DLR loss over the top-9 other classes, L∞ (Croce & Hein 2020)',
   norm: 'linf',
   schema,
-  attack: async ({ target, rng }, x, y, p) => ({
-    xAdv: await apgdAttack(target, rng, x, y, { eps: p.eps, steps: p.steps, restarts: p.restarts, rho: p.rho, loss: 'dlr-targeted' }, p.nTargets),
+  attack: async (ctx, x, y, p) => ({
+    xAdv: await apgdAttack(ctx, x, y, { eps: p.eps, steps: p.steps, restarts: p.restarts, rho: p.rho, loss: 'dlr-targeted' }, p.nTargets),
   }),
 });

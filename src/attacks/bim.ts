@@ -19,10 +19,12 @@ export const bim = defineAttack<BimParams>({
   description: 'Basic iterative method (I-FGSM), L∞, α = 1/255, no random start (Kurakin et al. 2017)',
   norm: 'linf',
   schema,
-  attack: ({ target }, x, y, p) => {
-    const yOh = oneHot(y, target.numClasses);
-    const xAdv = pgdLinf(target, x, yOh, { eps: p.eps, alpha: p.alpha, steps: p.steps });
-    yOh.dispose();
-    return { xAdv };
+  attack: async (ctx, x, y, p) => {
+    const yOh = oneHot(y, ctx.target.numClasses);
+    try {
+      return { xAdv: await pgdLinf(ctx, x, yOh, { eps: p.eps, alpha: p.alpha, steps: p.steps }) };
+    } finally {
+      yOh.dispose();
+    }
   },
 });

@@ -15,9 +15,10 @@
 // saturated pixels can move inward.
 import { z } from 'zod';
 import { tf } from '../engine/tf';
-import { labelsOf, oneHot, predict, swap } from './common';
+import { oneHot, swap } from './common';
+import { noYield } from './interrupt';
 import { defineAttack, posInt, posNum } from './params';
-import type { AttackTarget } from './types';
+import type { AttackContext } from './types';
 
 export const CW_MARGINS = ['standard', 'torchattacks'] as const;
 export type CwMargin = (typeof CW_MARGINS)[number];
@@ -58,7 +59,9 @@ export interface CwRun {
   costTrace?: number[];
 }
 
-export async function cwL2(target: AttackTarget, x: tf.Tensor4D, y: tf.Tensor1D, p: CwParams, opts: { trace?: boolean } = {}): Promise<CwRun> {
+export async function cwL2(ctx: Pick<AttackContext, 'target' | 'yieldPoint'>, x: tf.Tensor4D, y: tf.Tensor1D, p: CwParams, opts: { trace?: boolean } = {}): Promise<CwRun> {
+  const { target } = ctx;
+  const yieldPoint = ctx.yieldPoint ?? noYield;
   const yOh = oneHot(y, target.numClasses);
   const yIdx = tf.cast(y, 'int32');
   const frozen = p.margin === 'torchattacks' ? tf.logicalOr(tf.lessEqual(x, 0), tf.greaterEqual(x, 1)) : null;
@@ -81,6 +84,12 @@ export async function cwL2(target: AttackTarget, x: tf.Tensor4D, y: tf.Tensor1D,
   const checkEvery = Math.max(Math.floor(p.steps / 10), 1);
 
   for (let step = 0; step < p.steps; step++) {
+    try {
+      await yieldPoint();
+    } catch (err) {
+      tf.dispose([w, m, v, bestAdv, bestL2, yOh, yIdx, ...(frozen ? [frozen] : [])]);
+      throw err;
+    }
     let adv!: tf.Tensor4D;
     let curL2!: tf.Tensor1D;
     let logits!: tf.Tensor2D;
@@ -140,22 +149,10 @@ export const cw = defineAttack<CwParams>({
   description: 'Carlini–Wagner L2: Adam in tanh space on ‖δ‖² + c·f, best misclassified iterate (torchattacks)',
   norm: 'l2',
   schema,
-  attack: async ({ target }, x, y, p) => {
-    const clean = await predict(target, x);
-    const labels = await labelsOf(y);
-    const run = await cwL2(target, x, y, p);
-    // Mean L2 over examples that were correct and got misclassified (successRate = their share).
-    let sum = 0;
-    let count = 0;
-    run.bestL2Sq.forEach((l2, i) => {
-      if (l2 < 1e10 && clean[i] === labels[i]) {
-        sum += Math.sqrt(l2);
-        count++;
-      }
-    });
-    return {
-      xAdv: run.xAdv,
-      extra: { meanL2: count > 0 ? sum / count : 0, successRate: count / labels.length, earlyStopStep: run.stoppedAt ?? -1 },
-    };
+  attack: async (ctx, x, y, p) => {
+    const run = await cwL2(ctx, x, y, p);
+    // The evaluator reports the mean L2 over the examples that were correct and got fooled.
+    const distances = Float32Array.from(run.bestL2Sq, (l2) => (l2 < 1e10 ? Math.sqrt(l2) : Infinity));
+    return { xAdv: run.xAdv, distances, extra: { earlyStopStep: run.stoppedAt ?? -1 } };
   },
 });

@@ -13,9 +13,11 @@
 // the clean input (rank 2 = runner-up), one backward pass per step.
 import { tf } from '../engine/tf';
 import type { Rng } from '../engine/rng';
-import { gatherRows, indicesWhere, labelsOf, linfDist, mergeRows, predict, rankedClass } from './common';
+import { linfDist, predict, rankedClass } from './common';
 import { projectLinfRow } from './fab-projection';
-import type { AttackTarget } from './types';
+import { noYield } from './interrupt';
+import { attackRobustRows, type Attempt } from './robust-rows';
+import type { AttackContext, AttackTarget } from './types';
 
 export interface FabOptions {
   eps: number;
@@ -91,14 +93,15 @@ async function boundaryPlanes(
  * smallest-L∞ misclassified point found (flattened NHWC) and its distance (1e10 if none).
  */
 async function fabSingleRun(
-  target: AttackTarget,
-  rng: Rng,
+  ctx: AttackContext,
   x: tf.Tensor4D,
   yIdx: Int32Array,
   targets: Int32Array | null,
   o: FabOptions,
   randomStart: boolean,
 ): Promise<{ adv: Float32Array; dist: Float64Array }> {
+  const { target, rng } = ctx;
+  const yieldPoint = ctx.yieldPoint ?? noYield;
   const [n, h, wd, c] = x.shape;
   const d = h * wd * c;
   const x0 = (await x.data()) as Float32Array;
@@ -118,6 +121,7 @@ async function fabSingleRun(
   const d1 = new Float64Array(d);
   const d2 = new Float64Array(d);
   for (let step = 0; step < o.steps; step++) {
+    await yieldPoint();
     const x1t = tf.tensor4d(x1, [n, h, wd, c]);
     const { w, b } = await boundaryPlanes(target, x1t, yIdx, targets).finally(() => x1t.dispose());
     for (let i = 0; i < n; i++) {
@@ -156,48 +160,25 @@ async function fabSingleRun(
  * from the second), or targeted over ranks 2..nTargets+1 with `restarts` runs each. Each run
  * attacks only the points still correctly classified within ε.
  */
-export async function fabAttack(
-  target: AttackTarget,
-  rng: Rng,
-  x: tf.Tensor4D,
-  y: tf.Tensor1D,
-  o: FabOptions,
-  nTargets: number | null,
-): Promise<tf.Tensor4D> {
-  const labels = await labelsOf(y);
-  const clean = await predict(target, x);
-  const robust = Array.from(clean, (p, i) => p === labels[i]);
-  let out = tf.clone(x);
+export async function fabAttack(ctx: AttackContext, x: tf.Tensor4D, y: tf.Tensor1D, o: FabOptions, nTargets: number | null): Promise<tf.Tensor4D> {
+  const { target } = ctx;
   // Ranks 2..nTargets+1 (AutoAttack), capped at the number of other classes.
   const ranks = nTargets === null ? [null] : range(2, Math.min(nTargets, target.numClasses - 1) + 2);
+  const attempts: Attempt[] = [];
   for (const rank of ranks) {
     for (let r = 0; r < o.restarts; r++) {
-      const idx = indicesWhere(robust);
-      if (idx.length === 0) return out;
-      const xs = gatherRows(x, idx);
-      const ys = Int32Array.from(idx, (i) => labels[i]);
-      const targets = rank === null ? null : await rankedClass(target, xs, rank);
-      const run = await fabSingleRun(target, rng, xs, ys, targets, o, r > 0);
-      const cand = tf.tensor4d(run.adv, xs.shape);
-      const [pred, dist] = await Promise.all([predict(target, cand), linfDist(cand, xs)]);
-      const take: number[] = [];
-      const rows: number[] = [];
-      idx.forEach((i, j) => {
+      attempts.push(async (xs, ys) => {
+        const targets = rank === null ? null : await rankedClass(target, xs, rank);
+        const run = await fabSingleRun(ctx, xs, ys, targets, o, r > 0);
+        const xAdv = tf.tensor4d(run.adv, xs.shape);
+        const [pred, dist] = await Promise.all([predict(target, xAdv), linfDist(xAdv, xs)]);
         // A point counts only if misclassified and within ε (else the clean image stays).
-        if (run.dist[j] < 1e10 && pred[j] !== labels[i] && !(dist[j] > o.eps)) {
-          robust[i] = false;
-          take.push(i);
-          rows.push(j);
-        }
+        const fooled = Array.from(pred, (p, j) => run.dist[j] < 1e10 && p !== ys[j] && !(dist[j] > o.eps));
+        return { xAdv, fooled };
       });
-      const picked = gatherRows(cand, rows);
-      const merged = mergeRows(out, picked, take);
-      out.dispose();
-      out = merged;
-      tf.dispose([xs, cand, picked]);
     }
   }
-  return out;
+  return (await attackRobustRows(target, x, y, attempts)).xAdv;
 }
 
 function clip01(v: number): number {

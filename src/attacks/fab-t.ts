@@ -19,5 +19,5 @@ export const fabT = defineAttack<FabTParams>({
   description: 'Targeted FAB-L∞ over the top-9 other classes (AutoAttack standard: 100 steps)',
   norm: 'linf',
   schema,
-  attack: async ({ target, rng }, x, y, p) => ({ xAdv: await fabAttack(target, rng, x, y, p, p.nTargets) }),
+  attack: async (ctx, x, y, p) => ({ xAdv: await fabAttack(ctx, x, y, p, p.nTargets) }),
 });

@@ -21,5 +21,5 @@ export const fab = defineAttack<FabParams>({
   description: 'Fast adaptive boundary attack, L∞, untargeted (minimal-norm; kept only within ε) (Croce & Hein 2020)',
   norm: 'linf',
   schema,
-  attack: async ({ target, rng }, x, y, p) => ({ xAdv: await fabAttack(target, rng, x, y, p, null) }),
+  attack: async (ctx, x, y, p) => ({ xAdv: await fabAttack(ctx, x, y, p, null) }),
 });

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { tf } from '../engine/tf';
 import { ceMean, inputGrad, oneHot, projectLinf, swap } from './common';
+import { noYield } from './interrupt';
 import { defineAttack, epsParam, posInt, stepParam } from './params';
 
 const schema = z
@@ -21,11 +22,17 @@ export const nifgsm = defineAttack<NifgsmParams>({
   description: 'Nesterov iterative FGSM: look-ahead gradient with momentum, L∞ (Lin et al. 2020)',
   norm: 'linf',
   schema,
-  attack: ({ target }, x, y, p) => {
+  attack: async ({ target, yieldPoint = noYield }, x, y, p) => {
     const yOh = oneHot(y, target.numClasses);
     let adv = tf.clone(x);
     let mom: tf.Tensor4D = tf.zerosLike(x);
     for (let i = 0; i < p.steps; i++) {
+      try {
+        await yieldPoint();
+      } catch (err) {
+        tf.dispose([adv, mom, yOh]);
+        throw err;
+      }
       const [nextAdv, nextMom] = tf.tidy(() => {
         const lookahead = tf.add(adv, tf.mul(mom, p.decay * p.alpha)) as tf.Tensor4D;
         const g = inputGrad((xi) => ceMean(target.logits(xi), yOh), lookahead);

@@ -24,7 +24,8 @@ export const pgdAd = defineAttack<PgdAdParams>({
   description: "Adaptive PGD: ascends CE plus the IB-RAR objective's HSIC terms (needs an IB-trained model)",
   norm: 'linf',
   schema,
-  attack: ({ target, rng, extraLoss }, x, y, p) => {
+  attack: async (ctx, x, y, p) => {
+    const { target, rng, extraLoss } = ctx;
     if (!extraLoss) {
       throw new UserError(
         "attack 'pgd-ad' (adaptive) ascends the IB-RAR objective and needs an IB-trained model's objective (ib.enabled with layers); this model has none — use 'pgd' instead",
@@ -32,14 +33,17 @@ export const pgdAd = defineAttack<PgdAdParams>({
     }
     const yOh = oneHot(y, target.numClasses);
     const start = p.randomStart ? pgdRandomStart(rng, x, p.eps) : undefined;
-    const xAdv = pgdLinf(target, x, yOh, {
-      eps: p.eps,
-      alpha: pgdAlpha(p.eps, p.steps, p.alpha),
-      steps: p.steps,
-      start,
-      loss: (xa) => tf.add(ceMean(target.logits(xa), yOh), extraLoss(xa, x, yOh)) as tf.Scalar,
-    });
-    tf.dispose([yOh, ...(start ? [start] : [])]);
-    return { xAdv };
+    try {
+      const xAdv = await pgdLinf(ctx, x, yOh, {
+        eps: p.eps,
+        alpha: pgdAlpha(p.eps, p.steps, p.alpha),
+        steps: p.steps,
+        start,
+        loss: (xa) => tf.add(ceMean(target.logits(xa), yOh), extraLoss(xa, x, yOh)) as tf.Scalar,
+      });
+      return { xAdv };
+    } finally {
+      tf.dispose([yOh, ...(start ? [start] : [])]);
+    }
   },
 });

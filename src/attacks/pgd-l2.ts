@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { tf } from '../engine/tf';
 import { ceMean, inputGrad, normalTensor, oneHot, projectL2, swap } from './common';
+import { noYield } from './interrupt';
 import { defineAttack, epsParam, posInt, stepParam } from './params';
 
 const schema = z
@@ -21,7 +22,7 @@ export const pgdL2 = defineAttack<PgdL2Params>({
   description: 'Projected gradient descent in the L2 ball, normalised-gradient steps (torchattacks PGDL2)',
   norm: 'l2',
   schema,
-  attack: ({ target, rng }, x, y, p) => {
+  attack: async ({ target, rng, yieldPoint = noYield }, x, y, p) => {
     const yOh = oneHot(y, target.numClasses);
     const n = x.shape[0];
     let adv = p.randomStart
@@ -33,6 +34,12 @@ export const pgdL2 = defineAttack<PgdL2Params>({
         })
       : tf.clone(x);
     for (let i = 0; i < p.steps; i++) {
+      try {
+        await yieldPoint();
+      } catch (err) {
+        tf.dispose([adv, yOh]);
+        throw err;
+      }
       const next = tf.tidy(() => {
         const g = inputGrad((xi) => ceMean(target.logits(xi), yOh), adv);
         const gNorm = tf.add(tf.sqrt(tf.sum(tf.square(g), [1, 2, 3], true)), 1e-10);

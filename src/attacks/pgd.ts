@@ -5,21 +5,11 @@
 import { z } from 'zod';
 import { tf } from '../engine/tf';
 import type { Rng } from '../engine/rng';
-import {
-  ceMean,
-  cePerExample,
-  gatherRows,
-  indicesWhere,
-  inputGrad,
-  labelsOf,
-  mergeRows,
-  oneHot,
-  projectLinf,
-  swap,
-  uniformTensor,
-} from './common';
+import { ceMean, cePerExample, inputGrad, oneHot, projectLinf, swap, uniformTensor } from './common';
+import { noYield } from './interrupt';
 import { defineAttack, epsParam, posInt, stepParam } from './params';
-import type { AttackTarget } from './types';
+import { attackRobustRows } from './robust-rows';
+import type { AttackContext, AttackTarget } from './types';
 
 export interface PgdLinfOptions {
   eps: number;
@@ -42,15 +32,23 @@ export function pgdRandomStart(rng: Rng, x: tf.Tensor4D, eps: number): tf.Tensor
 }
 
 /** The PGD iterations from a given start; returns a new tensor. */
-export function pgdLinf(target: AttackTarget, x: tf.Tensor4D, yOneHot: tf.Tensor2D, opts: PgdLinfOptions): tf.Tensor4D {
+export async function pgdLinf(ctx: Pick<AttackContext, 'target' | 'yieldPoint'>, x: tf.Tensor4D, yOneHot: tf.Tensor2D, opts: PgdLinfOptions): Promise<tf.Tensor4D> {
+  const { target } = ctx;
+  const yieldPoint = ctx.yieldPoint ?? noYield;
   const loss = opts.loss ?? ((xa: tf.Tensor4D) => ceMean(target.logits(xa), yOneHot));
   let adv = tf.clone(opts.start ?? x);
-  for (let i = 0; i < opts.steps; i++) {
-    const next = tf.tidy(() => {
-      const g = inputGrad(loss, adv);
-      return projectLinf(tf.add(adv, tf.mul(tf.sign(g), opts.alpha)) as tf.Tensor4D, x, opts.eps);
-    });
-    adv = swap(adv, next);
+  try {
+    for (let i = 0; i < opts.steps; i++) {
+      await yieldPoint();
+      const next = tf.tidy(() => {
+        const g = inputGrad(loss, adv);
+        return projectLinf(tf.add(adv, tf.mul(tf.sign(g), opts.alpha)) as tf.Tensor4D, x, opts.eps);
+      });
+      adv = swap(adv, next);
+    }
+  } catch (err) {
+    adv.dispose();
+    throw err;
   }
   return adv;
 }
@@ -68,56 +66,57 @@ const schema = z
 export type PgdParams = z.output<typeof schema>;
 
 /** One PGD run (random start if asked) on a batch. */
-function pgdOnce(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: tf.Tensor1D, p: PgdParams): tf.Tensor4D {
-  const yOh = oneHot(y, target.numClasses);
-  const start = p.randomStart ? pgdRandomStart(rng, x, p.eps) : undefined;
-  const adv = pgdLinf(target, x, yOh, { eps: p.eps, alpha: pgdAlpha(p.eps, p.steps, p.alpha), steps: p.steps, start });
-  start?.dispose();
-  yOh.dispose();
-  return adv;
+async function pgdOnce(ctx: AttackContext, x: tf.Tensor4D, y: tf.Tensor1D, p: PgdParams): Promise<tf.Tensor4D> {
+  const yOh = oneHot(y, ctx.target.numClasses);
+  const start = p.randomStart ? pgdRandomStart(ctx.rng, x, p.eps) : undefined;
+  try {
+    return await pgdLinf(ctx, x, yOh, { eps: p.eps, alpha: pgdAlpha(p.eps, p.steps, p.alpha), steps: p.steps, start });
+  } finally {
+    start?.dispose();
+    yOh.dispose();
+  }
 }
 
 /** Per-example (fooled, CE) of a candidate batch. */
-async function judge(target: AttackTarget, xAdv: tf.Tensor4D, y: tf.Tensor1D): Promise<{ fooled: boolean[]; ce: Float32Array }> {
+async function judge(target: AttackTarget, xAdv: tf.Tensor4D, y: Int32Array): Promise<{ fooled: boolean[]; ce: Float32Array }> {
   const [pred, ce] = tf.tidy(() => {
     const logits = target.logits(xAdv);
-    return [tf.argMax(logits, 1), cePerExample(logits, oneHot(y, target.numClasses))];
+    return [tf.argMax(logits, 1), cePerExample(logits, oneHot(tf.tensor1d(y, 'int32'), target.numClasses))];
   });
   try {
-    const [p, c, lab] = await Promise.all([pred.data(), ce.data(), y.data()]);
-    return { fooled: Array.from(p, (v, i) => v !== lab[i]), ce: c as Float32Array };
+    const [p, c] = await Promise.all([pred.data(), ce.data()]);
+    return { fooled: Array.from(p, (v, i) => v !== y[i]), ce: c as Float32Array };
   } finally {
     tf.dispose([pred, ce]);
   }
 }
 
-export async function pgdWithRestarts(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: tf.Tensor1D, p: PgdParams): Promise<tf.Tensor4D> {
-  let best = pgdOnce(target, rng, x, y, p);
-  if (p.restarts === 1) return best;
-  let { fooled, ce } = await judge(target, best, y);
-  const labels = await labelsOf(y);
-  for (let r = 1; r < p.restarts; r++) {
-    const idx = indicesWhere(fooled.map((f) => !f));
-    if (idx.length === 0) break;
-    const xs = gatherRows(x, idx);
-    const ys = tf.tensor1d(Array.from(idx, (i) => labels[i]), 'int32');
-    const cand = pgdOnce(target, rng, xs, ys, p);
-    const res = await judge(target, cand, ys);
-    const take: number[] = [];
-    const takeRows: number[] = [];
-    idx.forEach((i, j) => {
-      if (res.fooled[j] || res.ce[j] > ce[i]) {
-        take.push(i);
-        takeRows.push(j);
-        fooled[i] = res.fooled[j];
-        ce[i] = res.ce[j];
-      }
-    });
-    const rows = gatherRows(cand, takeRows);
-    best = swap(best, mergeRows(best, rows, take));
-    tf.dispose([xs, ys, cand, rows]);
-  }
-  return best;
+/**
+ * PGD with restarts: every row is attacked by the first run; each further run attacks the rows
+ * no earlier run fooled and replaces a row's result when it fools or raises the CE.
+ */
+export async function pgdWithRestarts(ctx: AttackContext, x: tf.Tensor4D, y: tf.Tensor1D, p: PgdParams): Promise<tf.Tensor4D> {
+  // One run needs no bookkeeping (the training adversary's hot path).
+  if (p.restarts === 1) return pgdOnce(ctx, x, y, p);
+  // Best CE so far per row; −∞ before the first run, so that run's result is always taken.
+  const bestCe = new Float32Array(x.shape[0]).fill(-Infinity);
+  const run = async (xs: tf.Tensor4D, ys: Int32Array, idx: readonly number[]) => {
+    const yT = tf.tensor1d(ys, 'int32');
+    try {
+      const xAdv = await pgdOnce(ctx, xs, yT, p);
+      const res = await judge(ctx.target, xAdv, ys);
+      // `!(≤)`: a NaN CE still takes the first run's result.
+      const take = res.fooled.map((f, j) => f || !(res.ce[j] <= bestCe[idx[j]]));
+      take.forEach((t, j) => {
+        if (t) bestCe[idx[j]] = res.ce[j];
+      });
+      return { xAdv, fooled: res.fooled, take };
+    } finally {
+      yT.dispose();
+    }
+  };
+  const res = await attackRobustRows(ctx.target, x, y, new Array(p.restarts).fill(run), { start: 'all' });
+  return res.xAdv;
 }
 
 export const pgd = defineAttack<PgdParams>({
@@ -125,5 +124,5 @@ export const pgd = defineAttack<PgdParams>({
   description: 'Projected gradient descent, L∞, random start, α = ε/steps·2.3 (Madry et al. 2018)',
   norm: 'linf',
   schema,
-  attack: async ({ target, rng }, x, y, p) => ({ xAdv: await pgdWithRestarts(target, rng, x, y, p) }),
+  attack: async (ctx, x, y, p) => ({ xAdv: await pgdWithRestarts(ctx, x, y, p) }),
 });

@@ -12,9 +12,11 @@
 import { z } from 'zod';
 import { tf } from '../engine/tf';
 import type { Rng } from '../engine/rng';
-import { cePerExample, gatherRows, indicesWhere, labelsOf, mergeRows, predict, swap, whereRows } from './common';
+import { cePerExample, gatherRows, indicesWhere, mergeRows, swap, whereRows } from './common';
+import { noYield } from './interrupt';
 import { defineAttack, epsParam, posInt } from './params';
-import type { AttackTarget } from './types';
+import { attackRobustRows } from './robust-rows';
+import type { AttackContext, AttackTarget } from './types';
 
 const schema = z
   .object({
@@ -72,7 +74,9 @@ function randomSign(rng: Rng): number {
 }
 
 /** One Square run on the given points; returns the best points and the queries per example. */
-async function squareSingleRun(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: Int32Array, p: SquareParams): Promise<{ xBest: tf.Tensor4D; queries: Float64Array }> {
+async function squareSingleRun(ctx: AttackContext, x: tf.Tensor4D, y: Int32Array, p: SquareParams): Promise<{ xBest: tf.Tensor4D; queries: Float64Array }> {
+  const { target, rng } = ctx;
+  const yieldPoint = ctx.yieldPoint ?? noYield;
   const [n, h, w, c] = x.shape;
   const stripes = new Float32Array(n * w * c);
   for (let i = 0; i < stripes.length; i++) stripes[i] = randomSign(rng) * p.eps;
@@ -85,6 +89,12 @@ async function squareSingleRun(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y
 
   const delta = new Float32Array(h * w * c);
   for (let it = 0; it < p.queries; it++) {
+    try {
+      await yieldPoint();
+    } catch (err) {
+      xBest.dispose();
+      throw err;
+    }
     const idx = indicesWhere(Array.from(marginMin, (m) => m > 0));
     const s = squareSide(squareP(it, p.pInit, p.queries, p.rescaleSchedule), h, w);
     const vh = Math.floor(rng.next() * (h - s));
@@ -117,28 +127,15 @@ async function squareSingleRun(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y
   return { xBest, queries };
 }
 
-export async function squareAttack(target: AttackTarget, rng: Rng, x: tf.Tensor4D, y: tf.Tensor1D, p: SquareParams): Promise<{ xAdv: tf.Tensor4D; queries: number }> {
-  const labels = await labelsOf(y);
-  const clean = await predict(target, x);
-  const robust = Array.from(clean, (v, i) => v === labels[i]);
-  let out = tf.clone(x);
+export async function squareAttack(ctx: AttackContext, x: tf.Tensor4D, y: tf.Tensor1D, p: SquareParams): Promise<{ xAdv: tf.Tensor4D; queries: number }> {
   let total = 0;
-  for (let r = 0; r < p.restarts; r++) {
-    const idx = indicesWhere(robust);
-    if (idx.length === 0) break;
-    const xs = gatherRows(x, idx);
-    const ys = Int32Array.from(idx, (i) => labels[i]);
-    const run = await squareSingleRun(target, rng, xs, ys, p);
-    run.queries.forEach((q) => (total += q));
-    const pred = await predict(target, run.xBest);
-    const fooled = Array.from(pred, (v, j) => v !== ys[j]);
-    const take = idx.filter((_, j) => fooled[j]);
-    take.forEach((i) => (robust[i] = false));
-    const picked = gatherRows(run.xBest, indicesWhere(fooled));
-    out = swap(out, mergeRows(out, picked, take));
-    tf.dispose([xs, run.xBest, picked]);
-  }
-  return { xAdv: out, queries: total };
+  const run = async (xs: tf.Tensor4D, ys: Int32Array) => {
+    const res = await squareSingleRun(ctx, xs, ys, p);
+    res.queries.forEach((q) => (total += q));
+    return { xAdv: res.xBest };
+  };
+  const res = await attackRobustRows(ctx.target, x, y, new Array(p.restarts).fill(run));
+  return { xAdv: res.xAdv, queries: total };
 }
 
 export const square = defineAttack<SquareParams>({
@@ -146,5 +143,5 @@ export const square = defineAttack<SquareParams>({
   description: 'Square Attack, L∞, score-based black box (random square updates, margin loss) (Andriushchenko et al. 2020)',
   norm: 'linf',
   schema,
-  attack: ({ target, rng }, x, y, p) => squareAttack(target, rng, x, y, p),
+  attack: (ctx, x, y, p) => squareAttack(ctx, x, y, p),
 });

@@ -3,6 +3,7 @@
 import type { z } from 'zod';
 import type { tf } from '../engine/tf';
 import type { Rng } from '../engine/rng';
+import type { YieldPoint } from './interrupt';
 
 export interface AttackTarget {
   numClasses: number;
@@ -21,6 +22,8 @@ export interface AttackContext {
   /** All randomness of an attack comes from here: same state → same adversarial batch. */
   rng: Rng;
   extraLoss?: ExtraLoss;
+  /** Awaited between iterations so that a stop request interrupts the attack (./interrupt.ts). */
+  yieldPoint?: YieldPoint;
 }
 
 export interface AttackResult {
@@ -28,7 +31,13 @@ export interface AttackResult {
   xAdv: tf.Tensor4D;
   /** Model queries spent on the batch (sum over examples), for query-counting attacks. */
   queries?: number;
-  /** Per-batch statistics, e.g. `meanL2` for CW. */
+  /**
+   * Per example, the norm (in the attack's `norm`) of the perturbation that fooled the model;
+   * +∞ where the attack did not. Minimum-norm attacks (CW) report it; the evaluator averages it
+   * over the examples that were correct and got fooled.
+   */
+  distances?: Float32Array;
+  /** Per-batch statistics (averaged over batches, weighted by batch size). */
   extra?: Record<string, number>;
 }
 

@@ -70,13 +70,13 @@ test('PGD without random start matches the reference (α = ε/steps·2.3 by defa
   res.xAdv.dispose();
 });
 
-test('PGD from the given start matches the reference', () => {
+test('PGD from the given start matches the reference', async () => {
   const c = golden('pgd_given_start');
   const p = c.params;
   const noise = nchwToNhwc(flat(p.init_noise), shape);
   const start = tf.tidy(() => tf.clipByValue(tf.add(x, noise), 0, 1) as tf.Tensor4D);
   const yOh = oneHot(y, target.numClasses);
-  const xAdv = pgdLinf(target, x, yOh, { eps: p.eps, alpha: p.alpha, steps: p.steps, start });
+  const xAdv = await pgdLinf({ target }, x, yOh, { eps: p.eps, alpha: p.alpha, steps: p.steps, start });
   check('pgd_given_start', xAdv);
   tf.dispose([noise, start, yOh, xAdv]);
 });

@@ -86,8 +86,7 @@ for (const loss of ['ce', 'dlr', 'dlr-targeted'] as ApgdLoss[]) {
     const ref = R[`apgd_${loss.replace('-', '_')}`];
     const start = nchwToNhwc(flat(ref.start), shape);
     const run = await apgdSingleRun(
-      target,
-      new Rng(0),
+      { target, rng: new Rng(0) },
       x,
       Int32Array.from(R.labels),
       loss === 'dlr-targeted' ? Int32Array.from(R.apgd_targets) : null,
@@ -136,7 +135,7 @@ for (const [i, ref] of (R.cw as { params: { c: number; kappa: number; steps: num
     const r = ref as any;
     const xs = gatherRows(x, R.cw_rows);
     const ys = tf.tensor1d(R.cw_rows.map((j: number) => R.labels[j]), 'int32');
-    const run = await cwL2(target, xs, ys, { ...r.params, margin: 'torchattacks' }, { trace: true });
+    const run = await cwL2({ target }, xs, ys, { ...r.params, margin: 'torchattacks' }, { trace: true });
     assert.equal(run.stoppedAt, r.early_stop_step, 'early-stop step');
     assert.ok(worstRatio(run.costTrace!, r.cost_trace, { rtol: 1e-4, atol: 1e-5 }) <= 1, `cost trace ${run.costTrace}`);
     assert.ok(worstRatio(run.bestL2Sq, r.best_l2, { rtol: 1e-3, atol: 1e-6 }) <= 1, `best L2 ${Array.from(run.bestL2Sq)}`);
