@@ -12,8 +12,8 @@ import * as vm from 'vm';
 import { tf } from '../src/engine/tf';
 import { validateConfig } from '../src/config/load';
 import type { ExperimentConfig } from '../src/config/schema';
-import { train } from '../src/train/trainer';
-import { evaluateRun } from '../src/eval/evaluate';
+import { train } from '../src/jobs/train';
+import { evaluateRun } from '../src/jobs/eval';
 
 export interface MemorySample {
   /** Training step (1-based) or evaluation batch. */

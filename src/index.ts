@@ -18,13 +18,14 @@ export { hsicCca, hsicCcaValue, hsicPlain, hsicNormalized, ibRegularizer, resolv
 
 export { TrainStepper, NonFiniteLossError, type StepOutcome, type TrainStepperOptions } from './train/step';
 export type { IbMode } from './train/deferred-ib';
-export { train, evaluateClean, type TrainOptions, type TrainResult, type TrainProgress } from './train/trainer';
+export { train, evaluateClean, type TrainRequest, type TrainResult, type TrainProgress } from './jobs/train';
+export { openRun, type OpenedRun, type OpenRunRequest } from './jobs/open-run';
 export { crossEntropy, tradesCodeLoss, tradesOriginalLoss, martLoss } from './train/objectives/losses';
 export { getObjective, listObjectives } from './train/objectives/registry';
-export { saveCheckpoint, loadCheckpoint, type CheckpointSidecar } from './train/checkpoint';
+export { saveCheckpoint, loadCheckpoint, type CheckpointSidecar } from './runs/checkpoint';
 
 export { getAttack, listAttacks, attackNames, parseAttackList } from './attacks/registry';
 export { targetFromModel } from './attacks/target';
 export type { Attack, AttackContext, AttackResult, AttackTarget } from './attacks/types';
-export { evaluateRun, type EvalRequest } from './eval/evaluate';
-export type { EvalReport } from './eval/report-types';
+export { evaluate, evaluateRun, evalRequestFromConfig, type EvalRequest, type EvalOutcome } from './jobs/eval';
+export type { EvalReport } from './runs/eval-report';

@@ -3,11 +3,12 @@
 // evaluator supplies as ctx.extraLoss (Σ_l 0.008·HSIC(T_l(x'), X_clean) − 0.08·HSIC(T_l(x'), Y)).
 // The HSIC terms couple the batch, so results depend on batch composition.
 import { z } from 'zod';
+import { pgdStepSize } from '../config/schema';
 import { tf } from '../engine/tf';
 import { UserError } from '../errors';
 import { ceMean, oneHot } from './common';
 import { defineAttack, epsParam, posInt, stepParam } from './params';
-import { pgdAlpha, pgdLinf, pgdRandomStart } from './pgd';
+import { pgdLinf, pgdRandomStart } from './pgd';
 
 const schema = z
   .object({
@@ -16,7 +17,8 @@ const schema = z
     steps: posInt(10),
     randomStart: z.boolean().default(true),
   })
-  .strict();
+  .strict()
+  .transform((p) => ({ ...p, alpha: p.alpha ?? pgdStepSize(p.eps, p.steps) }));
 export type PgdAdParams = z.output<typeof schema>;
 
 export const pgdAd = defineAttack<PgdAdParams>({
@@ -36,7 +38,7 @@ export const pgdAd = defineAttack<PgdAdParams>({
     try {
       const xAdv = await pgdLinf(ctx, x, yOh, {
         eps: p.eps,
-        alpha: pgdAlpha(p.eps, p.steps, p.alpha),
+        alpha: p.alpha,
         steps: p.steps,
         start,
         loss: (xa) => tf.add(ceMean(target.logits(xa), yOh), extraLoss(xa, x, yOh)) as tf.Scalar,

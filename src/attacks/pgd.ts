@@ -3,6 +3,7 @@
 // authors' ε/steps·2.3. With restarts > 1 each restart attacks only the examples no earlier
 // restart fooled; per example the result is the first fooling one, else the highest-CE one.
 import { z } from 'zod';
+import { pgdStepSize } from '../config/schema';
 import { tf } from '../engine/tf';
 import type { Rng } from '../engine/rng';
 import { ceMean, cePerExample, inputGrad, oneHot, projectLinf, swap, uniformTensor } from './common';
@@ -19,11 +20,6 @@ export interface PgdLinfOptions {
   start?: tf.Tensor4D;
   /** Objective to ascend (default: batch-mean CE). */
   loss?: (xAdv: tf.Tensor4D) => tf.Scalar;
-}
-
-/** The authors' step rule α = ε/steps·2.3 unless α is given. */
-export function pgdAlpha(eps: number, steps: number, alpha?: number): number {
-  return alpha ?? (eps / steps) * 2.3;
 }
 
 /** torchattacks' random start: clip01(x + U(−ε, ε)). */
@@ -62,7 +58,8 @@ const schema = z
     randomStart: z.boolean().default(true),
     restarts: posInt(1),
   })
-  .strict();
+  .strict()
+  .transform((p) => ({ ...p, alpha: p.alpha ?? pgdStepSize(p.eps, p.steps) }));
 export type PgdParams = z.output<typeof schema>;
 
 /** One PGD run (random start if asked) on a batch. */
@@ -70,7 +67,7 @@ async function pgdOnce(ctx: AttackContext, x: tf.Tensor4D, y: tf.Tensor1D, p: Pg
   const yOh = oneHot(y, ctx.target.numClasses);
   const start = p.randomStart ? pgdRandomStart(ctx.rng, x, p.eps) : undefined;
   try {
-    return await pgdLinf(ctx, x, yOh, { eps: p.eps, alpha: pgdAlpha(p.eps, p.steps, p.alpha), steps: p.steps, start });
+    return await pgdLinf(ctx, x, yOh, { eps: p.eps, alpha: p.alpha, steps: p.steps, start });
   } finally {
     start?.dispose();
     yOh.dispose();

@@ -24,6 +24,8 @@ export interface AttackContext {
   extraLoss?: ExtraLoss;
   /** Awaited between iterations so that a stop request interrupts the attack (./interrupt.ts). */
   yieldPoint?: YieldPoint;
+  /** An independently trained model that transfer attacks craft their examples on (`--surrogate`). */
+  surrogate?: AttackTarget;
 }
 
 export interface AttackResult {

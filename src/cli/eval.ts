@@ -1,19 +1,20 @@
 import type { CommandModule } from 'yargs';
-import { defaultContext, type CliContext } from './context';
+import { defaultContext, stopSignals } from './context';
 import { epsilon } from '../config/schema';
-import { EXIT, UserError } from '../errors';
-import type { EvalProgress } from '../eval/evaluate';
+import { UserError } from '../errors';
 
 interface EvalArgs {
   run: string;
-  checkpoint: string;
-  attacks: string | string[];
-  eps: string;
+  checkpoint?: string;
+  attacks?: string | string[];
+  eps?: string;
   steps?: number;
   n?: number;
-  'batch-size': number;
-  seed: number;
+  'batch-size'?: number;
+  seed?: number;
   param: string[];
+  fresh: boolean;
+  surrogate?: string;
   debug: boolean;
 }
 
@@ -58,94 +59,63 @@ export function parseParams(items: string[]): Record<string, Record<string, unkn
   return out;
 }
 
-export function evalProgress(ctx: CliContext): EvalProgress {
-  let last = 0;
-  return {
-    onStart(info) {
-      ctx.err.write(
-        `evaluating ${info.n} test examples under ${info.attacks.join(', ')}` +
-          (info.resumedBatches ? ` (resuming after ${info.resumedBatches} finished batches)` : '') +
-          (info.maskApplied ? '; channel mask applied' : '') +
-          '\n',
-      );
-    },
-    onBatch(info) {
-      const now = Date.now();
-      if (ctx.interactive || now - last > 10_000 || info.done === info.total) {
-        last = now;
-        const parts = Object.entries(info.perAttack).map(
-          ([a, s]) => `${a} ${((100 * s.correct) / Math.max(s.seen, 1)).toFixed(2)}% (${s.seconds > 0 ? (s.seen / s.seconds).toFixed(1) : '-'} img/s)`,
-        );
-        ctx.err.write(`${ctx.interactive ? '\r' : ''}[${info.done}/${info.total}] ${parts.join(' | ')}${ctx.interactive ? '' : '\n'}`);
-      }
-    },
-    onDone(report, files) {
-      if (ctx.interactive) ctx.err.write('\n');
-      const pct = (v: number) => (100 * v).toFixed(2) + '%';
-      ctx.out.write(
-        `clean ${pct(report.clean_acc)} | ` +
-          report.attacks.map((a) => `${a.attack} ${pct(a.robust_acc)}`).join(' | ') +
-          ` | worst case ${pct(report.worst_case_acc)}\n` +
-          files.map((f) => `wrote ${f}`).join('\n') +
-          '\n',
-      );
-    },
-    onInterrupted(info) {
-      ctx.err.write(`\ninterrupted after ${info.done}/${info.total} examples; run the same command again to continue\n`);
-    },
-  };
-}
-
 export const evalCommand: CommandModule<object, EvalArgs> = {
   command: 'eval',
-  describe: 'evaluate a trained run: clean accuracy and robust accuracy under attacks',
+  describe: "evaluate a trained run: clean accuracy and robust accuracy under attacks (defaults: the run's own eval settings)",
   builder: (y) =>
     y
       .option('run', { type: 'string', demandOption: true, describe: 'run directory (runs/<name>/<time>)' })
-      .option('checkpoint', { type: 'string', default: 'last', describe: 'last | best | path to a checkpoint sidecar (.json)' })
-      .option('attacks', { type: 'string', default: 'pgd,cw,fgsm,fab,nifgsm', describe: 'comma-separated attack names' })
-      .option('eps', { type: 'string', default: '0.03', describe: 'L∞ budget, a number or a fraction like 8/255' })
-      .option('steps', { type: 'number', describe: 'iterations for iterative attacks (default: each attack’s own)' })
-      .option('n', { type: 'number', describe: 'number of test examples (default: all)' })
-      .option('batch-size', { type: 'number', default: 200 })
-      .option('seed', { type: 'number', default: 0 })
-      .option('param', { type: 'string', array: true, default: [], describe: 'attack parameter override: --param cw.c=1 --param pgd.restarts=5' }) as never,
+      .option('checkpoint', { type: 'string', describe: "last | best | path to a checkpoint sidecar (.json); default: the run's eval.checkpoint" })
+      .option('attacks', { type: 'string', describe: "comma-separated attack names; default: the run's eval.attacks" })
+      .option('eps', { type: 'string', describe: "L∞ budget, a number or a fraction like 8/255; default: the run's eval.eps" })
+      .option('steps', { type: 'number', describe: "iterations for iterative attacks; default: the run's eval.steps, else each attack's own" })
+      .option('n', { type: 'number', describe: "number of test examples; default: the run's eval.n, else all" })
+      .option('batch-size', { type: 'number', describe: "default: the run's eval.batchSize" })
+      .option('seed', { type: 'number', describe: "seed of the attacks' randomness; default: the run's eval.seed" })
+      .option('param', { type: 'string', array: true, default: [], describe: 'attack parameter override: --param cw.c=1 --param pgd.restarts=5 (adds to eval.params)' })
+      .option('surrogate', { type: 'string', describe: 'run directory of an independently trained model: transfer attacks craft on it' })
+      .option('fresh', { type: 'boolean', default: false, describe: 'compute again even if an identical evaluation exists' }) as never,
   handler: async (args) => {
     const ctx = defaultContext(args.debug);
-    const eps = parseEps(args.eps);
-    const attacks = await parseAttacksOption(args.attacks);
+    // Arguments first: a typo should not wait for a dataset to load.
+    const eps = args.eps === undefined ? undefined : parseEps(args.eps);
+    const attacks = args.attacks === undefined ? undefined : await parseAttacksOption(args.attacks);
     checkCount(args.n, '--n');
     checkCount(args.steps, '--steps');
     checkCount(args['batch-size'], '--batch-size');
     checkCount(args.seed, '--seed', 0);
-    const { evaluateRun } = await import('../eval/evaluate');
-    let signal: NodeJS.Signals | null = null;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (signal) process.exit(sig === 'SIGINT' ? EXIT.sigint : EXIT.sigterm);
-      signal = sig;
-      ctx.err.write(`\n${sig}: finishing the current batch and saving the evaluation state\n`);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const params = parseParams(args.param);
+    const { openRun } = await import('../jobs/open-run');
+    const { evaluate, evalRequestFromConfig } = await import('../jobs/eval');
+    const { evalProgress } = await import('./progress');
+    const run = await openRun({ kind: 'existing', runDir: args.run, checkpoint: 'none' }, { onNote: (m) => ctx.err.write(m + '\n') });
+    let surrogate: Awaited<ReturnType<typeof openRun>> | null = null;
+    const stop = stopSignals(ctx, { onFirst: 'finishing the current attack iteration and saving the evaluation state' });
     try {
-      await evaluateRun(
-        {
-          runDir: args.run,
-          checkpoint: args.checkpoint,
-          attacks,
-          eps,
-          steps: args.steps,
-          n: args.n,
-          batchSize: args['batch-size'],
-          seed: args.seed,
-          params: parseParams(args.param),
-        },
-        { progress: evalProgress(ctx), shouldStop: () => signal !== null },
-      );
-      if (signal) process.exitCode = signal === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
+      const req = evalRequestFromConfig(run.cfg, { checkpoint: args.checkpoint, attacks, eps, steps: args.steps, n: args.n, batchSize: args['batch-size'], seed: args.seed, params });
+      if (args.surrogate) surrogate = await openSurrogate(openRun, args.surrogate, run);
+      const out = await evaluate(run, req, { progress: evalProgress(ctx), shouldStop: stop.requested, fresh: args.fresh, surrogate: surrogate?.target() });
+      if (out.interrupted) process.exitCode = stop.exitCode();
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      stop.dispose();
+      surrogate?.dispose();
+      run.dispose();
     }
   },
 };
+
+/** A surrogate must see the same inputs and classes as the evaluated model. */
+async function openSurrogate(
+  openRun: typeof import('../jobs/open-run').openRun,
+  dir: string,
+  run: Awaited<ReturnType<typeof import('../jobs/open-run').openRun>>,
+): Promise<Awaited<ReturnType<typeof import('../jobs/open-run').openRun>>> {
+  const s = await openRun({ kind: 'existing', runDir: dir, checkpoint: 'last' });
+  const a = run.dataset;
+  const b = s.dataset;
+  if (b.numClasses !== a.numClasses || b.shape.join('x') !== a.shape.join('x')) {
+    s.dispose();
+    throw new UserError(`the surrogate sees ${b.shape.join('×')} images of ${b.numClasses} classes (${b.name}); the evaluated run ${a.shape.join('×')} of ${a.numClasses} (${a.name})`, dir, '--surrogate');
+  }
+  return s;
+}

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { defaultContext } from './context';
-import { EXIT, UserError } from '../errors';
+import { defaultContext, stopSignals } from './context';
+import { UserError } from '../errors';
 import { parseEps } from './eval';
 import { FIGURE_KINDS, type FigureKind } from '../report/kinds';
 
@@ -48,38 +48,44 @@ export const plotCommand: CommandModule<object, PlotArgs> = {
       .option('checkpoint', { choices: ['last', 'best'] as const, describe: 'checkpoint for tsne and computed evaluations (default eval.checkpoint)' }) as never,
   handler: async (args) => {
     const ctx = defaultContext(args.debug);
+    const stepsList = numberList(args['steps-list'], '--steps-list', Number);
+    const epsList = numberList(args['eps-list'], '--eps-list', parseEps);
+    const attacks = args.attacks?.split(',').map((s) => s.trim()).filter(Boolean);
     const { plot } = await import('../report/plot');
-    let signal: NodeJS.Signals | null = null;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (signal) process.exit(sig === 'SIGINT' ? EXIT.sigint : EXIT.sigterm);
-      signal = sig;
-      ctx.err.write(`\n${sig}: stopping after the current batch\n`);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const { runRefs } = await import('../report/figures');
+    const refs = runRefs(args.runs);
+    const stop = stopSignals(ctx, { onFirst: 'stopping within the current attack iteration' });
+    const onNote = (m: string) => ctx.err.write(m + '\n');
     try {
-      const files = await plot({
-        runDirs: args.runs,
-        kind: args.kind,
-        outDir: args.out,
-        attacks: args.attacks?.split(',').map((s) => s.trim()).filter(Boolean),
-        compute: args.compute,
-        stepsList: numberList(args['steps-list'], '--steps-list', Number),
-        epsList: numberList(args['eps-list'], '--eps-list', parseEps),
-        n: args.n,
-        attack: args.attack,
-        perplexity: args.perplexity,
-        iterations: args.iterations,
-        seed: args.seed,
-        checkpoint: args.checkpoint,
-        onNote: (m) => ctx.err.write(m + '\n'),
-        shouldStop: () => signal !== null,
-      });
+      // What the figure needs computing is computed first and saved as run files.
+      if (args.kind === 'tsne') {
+        if (refs.length > 1) throw new UserError('--kind tsne draws one run; give one run directory');
+        const { computeTsneFile } = await import('../jobs/tsne');
+        const { file } = await computeTsneFile({
+          runDir: refs[0].runDir,
+          n: args.n,
+          attack: args.attack,
+          checkpoint: args.checkpoint,
+          perplexity: args.perplexity,
+          iterations: args.iterations,
+          seed: args.seed,
+        });
+        ctx.out.write(`wrote ${file}\n`);
+      }
+      if ((args.kind === 'steps' || args.kind === 'eps') && args.compute) {
+        const { computeSweep } = await import('../jobs/figures');
+        for (const ref of refs) {
+          await computeSweep(ref, { kind: args.kind, attacks, stepsList, epsList, n: args.n, checkpoint: args.checkpoint, onNote, shouldStop: stop.requested });
+        }
+      }
+      if (stop.requested()) {
+        process.exitCode = stop.exitCode();
+        return;
+      }
+      const files = plot({ runDirs: args.runs, kind: args.kind, outDir: args.out, attacks, computed: args.compute });
       ctx.out.write(files.map((f) => `wrote ${f}`).join('\n') + '\n');
-      if (signal) process.exitCode = signal === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      stop.dispose();
     }
   },
 };

@@ -1,8 +1,8 @@
 import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
-import { defaultContext, type CliContext } from './context';
+import { defaultContext, stopSignals, type CliContext } from './context';
 import { EXIT, UserError } from '../errors';
-import type { ProbeProgress } from '../probe/probe';
+import type { ProbeProgress } from '../jobs/probe/probe';
 
 interface ProbeArgs {
   config?: string;
@@ -43,29 +43,6 @@ function probeProgress(ctx: CliContext, jobs: number): ProbeProgress {
   };
 }
 
-/** Signals: first → stop after checkpointing; a worker ignores repeats (its parent decides). */
-function stopFlag(ctx: CliContext, worker: boolean): { stop: () => boolean; signal: () => NodeJS.Signals | null; dispose: () => void } {
-  let signal: NodeJS.Signals | null = null;
-  const on = (sig: NodeJS.Signals) => {
-    if (signal && !worker) {
-      ctx.err.write(`\nsecond ${sig}: exiting now; finished candidates and checkpoints are kept\n`);
-      process.exit(sig === 'SIGINT' ? EXIT.sigint : EXIT.sigterm);
-    }
-    if (!signal) ctx.err.write(`\n${sig}: stopping after the current step; run the same command again to continue\n`);
-    signal ??= sig;
-  };
-  process.on('SIGINT', on);
-  process.on('SIGTERM', on);
-  return {
-    stop: () => signal !== null,
-    signal: () => signal,
-    dispose: () => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
-    },
-  };
-}
-
 export const probeCommand: CommandModule<object, ProbeArgs> = {
   command: 'probe-layers',
   describe: 'find robust layers (paper Table 3): train one model per candidate IB layer, compare adversarial accuracy with CE',
@@ -92,16 +69,16 @@ export const probeCommand: CommandModule<object, ProbeArgs> = {
   handler: async (args) => {
     const ctx = defaultContext(args.debug);
     if (args.worker) {
-      const flag = stopFlag(ctx, true);
+      const stop = stopSignals(ctx, { onFirst: 'stopping after the current step', ignoreRepeats: true });
       try {
-        const { runCandidate } = await import('../probe/worker');
+        const { runCandidate } = await import('../jobs/probe/worker');
         const { trainProgress } = await import('./progress');
         const progress = trainProgress({ ...ctx, interactive: false });
-        const outcome = await runCandidate(args.worker, args.candidate!, { shouldStop: flag.stop, progress });
+        const outcome = await runCandidate(args.worker, args.candidate!, { shouldStop: stop.requested, progress });
         progress.stop();
-        process.exitCode = outcome === 'done' ? EXIT.ok : flag.signal() === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
+        process.exitCode = outcome === 'done' ? EXIT.ok : stop.exitCode();
       } finally {
-        flag.dispose();
+        stop.dispose();
       }
       return;
     }
@@ -111,26 +88,29 @@ export const probeCommand: CommandModule<object, ProbeArgs> = {
     if (args.resume && !fs.existsSync(args.resume)) throw new UserError('no such probe directory', args.resume);
     const cfg = args.config ? loadConfig(args.config, sets) : undefined;
     const layers = args.layers?.split(',').map((s) => s.trim()).filter(Boolean);
-    const { runProbe } = await import('../probe/probe');
+    const { runProbe } = await import('../jobs/probe/probe');
     const { trainProgress } = await import('./progress');
-    const flag = stopFlag(ctx, false);
+    const stop = stopSignals(ctx, {
+      onFirst: 'stopping after the current step; run the same command again to continue',
+      onSecond: 'exiting now; finished candidates and checkpoints are kept',
+    });
     const progress = probeProgress(ctx, args.jobs);
     const tp = trainProgress(ctx);
     progress.train = tp;
     try {
-      const out = await runProbe({ cfg, layers, jobs: args.jobs, probeDir: args.resume, fresh: args.fresh, progress, shouldStop: flag.stop });
+      const out = await runProbe({ cfg, layers, jobs: args.jobs, probeDir: args.resume, fresh: args.fresh, progress, shouldStop: stop.requested });
       tp.stop();
-      const { probeMarkdown } = await import('../probe/table');
+      const { probeMarkdown } = await import('../report/probe-table');
       ctx.out.write('\n' + probeMarkdown(out.result) + '\n' + out.files.map((f) => `wrote ${f}`).join('\n') + '\n');
       if (out.interrupted) {
         ctx.err.write(`interrupted; continue with: npx ibrar probe-layers --resume ${out.probeDir}\n`);
-        process.exitCode = flag.signal() === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
+        process.exitCode = stop.exitCode();
       } else if (out.failed.length) {
         ctx.err.write(`${out.failed.length} candidate(s) failed: ${out.failed.join(', ')}; run the same command again to retry them\n`);
         process.exitCode = EXIT.internal;
       }
     } finally {
-      flag.dispose();
+      stop.dispose();
     }
   },
 };

@@ -1,5 +1,8 @@
-// Human-facing progress: cli-progress bars on a TTY, one summary line per epoch otherwise.
-import type { TrainProgress } from '../train/trainer';
+// Human-facing progress: cli-progress bars on a TTY, one summary line per epoch (training) or
+// every 10 seconds (evaluation) otherwise.
+import type { TrainProgress } from '../jobs/train';
+import type { EvalProgress } from '../jobs/eval';
+import { formatEps } from '../report/eval-tables';
 import type { CliContext } from './context';
 
 function fmt(n: number, digits = 4): string {
@@ -25,7 +28,7 @@ export function trainProgress(ctx: CliContext): TrainProgress & { stop(): void }
               : `, wasm kernels (native kernels not loaded: ${info.backend.native.reason ?? 'unknown'})`
             : '') +
           `; ${info.stepsPerEpoch} steps/epoch` +
-          (info.startEpoch > 0 ? `; resuming at epoch ${info.startEpoch + 1}` : '') +
+          (info.startEpoch > 0 || info.startStep > 0 ? `; resuming at epoch ${info.startEpoch + 1}${info.startStep > 0 ? `, step ${info.startStep + 1}` : ''}` : '') +
           '\n',
       );
     },
@@ -58,10 +61,59 @@ export function trainProgress(ctx: CliContext): TrainProgress & { stop(): void }
     onNote(message) {
       ctx.err.write(message + '\n');
     },
+    onFinished(info) {
+      ctx.err.write(`run ${info.runDir} has finished training (${info.epochs}/${info.epochs} epochs)\n`);
+    },
     onInterrupted(info) {
       stop();
       ctx.err.write(`interrupted: checkpoint written at epoch ${info.epoch}, step ${info.step}. Resume with:\n  npx ibrar train --resume ${info.runDir}\n`);
     },
     stop,
+  };
+}
+
+/** `afterTraining`: an interrupted end-of-training evaluation is continued by `train --resume`. */
+export function evalProgress(ctx: CliContext, opts: { afterTraining?: boolean } = {}): EvalProgress {
+  let last = 0;
+  return {
+    onStart(info) {
+      ctx.err.write(
+        `evaluating ${info.n} test examples at ε = ${formatEps(info.eps)} under ${info.attacks.join(', ')}` +
+          (info.resumed ? ` (resuming after ${info.resumedBatches} finished batches)` : '') +
+          (info.maskApplied ? '; channel mask applied' : '') +
+          '\n',
+      );
+    },
+    onBatch(info) {
+      const now = Date.now();
+      if (ctx.interactive || now - last > 10_000 || info.done === info.total) {
+        last = now;
+        const parts = Object.entries(info.perAttack).map(
+          ([a, s]) => `${a} ${((100 * s.correct) / Math.max(s.seen, 1)).toFixed(2)}% (${s.seconds > 0 ? (s.seen / s.seconds).toFixed(1) : '-'} img/s)`,
+        );
+        ctx.err.write(`${ctx.interactive ? '\r' : ''}[${info.done}/${info.total}] ${parts.join(' | ')}${ctx.interactive ? '' : '\n'}`);
+      }
+    },
+    onDone(report, files, reused) {
+      if (ctx.interactive && !reused) ctx.err.write('\n');
+      const pct = (v: number) => (100 * v).toFixed(2) + '%';
+      ctx.out.write(
+        (reused ? `already evaluated with these settings (${files[0]}):\n` : '') +
+          `clean ${pct(report.clean_acc)} | ` +
+          report.attacks.map((a) => `${a.attack} ${pct(a.robust_acc)}`).join(' | ') +
+          ` | worst case ${pct(report.worst_case_acc)} (ε = ${report.eps_str}, n = ${report.n})\n` +
+          (reused ? '' : files.map((f) => `wrote ${f}`).join('\n') + '\n'),
+      );
+    },
+    onInterrupted(info) {
+      ctx.err.write(
+        opts.afterTraining
+          ? `\ninterrupted after ${info.done}/${info.total} evaluation examples. Continue with:\n  npx ibrar train --resume ${info.runDir}\n`
+          : `\ninterrupted after ${info.done}/${info.total} examples; run the same command again to continue\n`,
+      );
+    },
+    onNote(message) {
+      ctx.err.write(message + '\n');
+    },
   };
 }

@@ -1,11 +1,12 @@
 import type { CommandModule } from 'yargs';
-import { defaultContext } from './context';
+import { defaultContext, stopSignals } from './context';
 import { UserError, EXIT } from '../errors';
 
 interface TrainArgs {
   config?: string;
   set: string[];
   resume?: string;
+  force: boolean;
   'print-config': boolean;
   backend?: string;
   debug: boolean;
@@ -13,17 +14,19 @@ interface TrainArgs {
 
 export const trainCommand: CommandModule<object, TrainArgs> = {
   command: 'train',
-  describe: 'train a model from a YAML experiment config (writes runs/<name>/<time>/)',
+  describe: 'train a model from a YAML experiment config (writes runs/<name>/<time>/), then run its evaluation',
   builder: (y) =>
     y
       .option('config', { alias: 'c', type: 'string', describe: 'experiment config (YAML)' })
       .option('set', { type: 'string', array: true, default: [], describe: 'override a config key: --set train.epochs=2' })
-      .option('resume', { type: 'string', describe: 'continue the run in this directory from its last checkpoint' })
+      .option('resume', { type: 'string', describe: 'continue the run in this directory from its newest checkpoint' })
+      .option('force', { type: 'boolean', default: false, describe: 'with --resume: continue although config.yaml changed since the checkpoint (recorded in the run)' })
       .option('print-config', { type: 'boolean', default: false, describe: 'print the resolved config and exit' })
       .option('backend', { type: 'string', describe: 'auto|tensorflow|webgpu|wasm|cpu (same as --set backend=…)' })
       .check((a) => {
         if (!a.config && !a.resume) throw new UserError('train needs --config FILE or --resume RUN_DIR');
         if (a.config && a.resume) throw new UserError('give either --config or --resume, not both (a resumed run uses its saved config)');
+        if (a.resume && a.set.length) throw new UserError('--set does not apply to --resume (a resumed run uses its saved config)', undefined, '--set');
         return true;
       }) as never,
   handler: async (args) => {
@@ -36,8 +39,34 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       ctx.out.write(configToYaml(cfg));
       return;
     }
-    const { runTraining } = await import('../train/run');
-    const code = await runTraining({ cfg, configFile: args.config, resumeDir: args.resume, ctx });
-    process.exitCode = code ?? EXIT.ok;
+    const { train } = await import('../jobs/train');
+    const { trainProgress, evalProgress } = await import('./progress');
+    const stop = stopSignals(ctx, { onFirst: 'finishing the current step and writing a checkpoint (an evaluation: the current attack iteration, then its state)' });
+    const progress = trainProgress(ctx);
+    try {
+      const res = await train({
+        cfg,
+        configFile: args.config,
+        resumeDir: args.resume,
+        force: args.force,
+        progress,
+        // Re-running `train --config` would start a new run: point at --resume, which skips the
+        // finished training and continues the evaluation from its state file.
+        evalProgress: evalProgress(ctx, { afterTraining: true }),
+        shouldStop: stop.requested,
+      });
+      if (res.interrupted) {
+        process.exitCode = stop.exitCode();
+        return;
+      }
+      const last = res.records[res.records.length - 1];
+      if (!res.alreadyFinished) {
+        ctx.err.write(`done: ${res.runDir}` + (last ? ` (test_acc ${last.test_acc.toFixed(4)}, best ${res.bestTestAcc.toFixed(4)})` : '') + '\n');
+      }
+      process.exitCode = EXIT.ok;
+    } finally {
+      progress.stop();
+      stop.dispose();
+    }
   },
 };

@@ -100,11 +100,19 @@ const modelSchema = z
   })
   .strict();
 
+/** The authors' PGD step rule (train_AT.py, attack_loader): α = ε/steps·2.3. */
+export function pgdStepSize(eps: number, steps: number): number {
+  return (eps / steps) * 2.3;
+}
+
+/** TRADES' own KL adversary steps by 0.007 (Zhang et al.'s recipe). */
+export const TRADES_KL_STEP = 0.007;
+
 const attackTrainSchema = z
   .object({
     eps: epsilon.default(0.03),
-    /** Step size; default eps/steps·2.3 as the authors' code. */
-    alpha: fraction.optional(),
+    /** Step size; default ε/steps·2.3 (the authors' code), 0.007 for TRADES' original KL adversary. Resolved when the config is. */
+    alpha: fraction.refine((v) => v > 0, 'must be > 0').optional(),
     steps: z.number().int().positive().default(10),
     randomStart: z.boolean().default(true),
   })
@@ -114,7 +122,7 @@ const attackTrainSchema = z
 export const hbarSchema = z
   .object({
     base: z.enum(['ce', 'pgd-at', 'trades', 'mart']).default('ce'),
-    /** λ_x; default 0.006 with base ce, 5e-4 with adversarial training (HBaR's CIFAR-10 scripts). */
+    /** λ_x; default 0.006 with base ce, 5e-4 with adversarial training (HBaR's CIFAR-10 scripts). Resolved when the config is. */
     lambdaX: z.number().finite().optional(),
     /** λ_y; default 0.05 with base ce, 5e-3 with adversarial training. */
     lambdaY: z.number().finite().optional(),
@@ -159,6 +167,7 @@ const trainSchema = z
     trades: z
       .object({
         variant: z.enum(['original', 'ibrar-code']).default('ibrar-code'),
+        /** Weight of the KL term; default 6 for `original` (Zhang et al.), 0.5 for `ibrar-code`. Resolved when the config is. */
         beta: z.number().min(0).optional(),
       })
       .strict()
@@ -217,6 +226,10 @@ const evalSchema = z
     n: z.number().int().positive().optional(),
     batchSize: z.number().int().positive().default(200),
     checkpoint: z.enum(['last', 'best']).default('last'),
+    /** Seed of the attacks' randomness (random starts, Square's draws). */
+    seed: z.number().int().min(0).default(0),
+    /** Per-attack parameters, e.g. {cw: {c: 1}, pgd: {restarts: 5}}; checked against each attack's schema. */
+    params: z.record(z.record(z.unknown())).default({}),
   })
   .strict();
 
@@ -228,11 +241,17 @@ const probeSchema = z
   })
   .strict();
 
-export const experimentSchema = z
+const experimentObject = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"'),
     seed: z.number().int().min(0).default(0),
     backend: z.enum(BACKENDS).default('auto'),
+    /**
+     * Threads of the native CPU kernels. Results depend on it (reductions are split per thread),
+     * so a new run records the count it uses (IBRAR_NATIVE_THREADS, else the number of cores)
+     * here and resume and eval apply it again.
+     */
+    threads: z.number().int().positive().max(1024).optional(),
     /** Folder under which `<name>/<timestamp>/` run dirs are made. */
     runsDir: z.string().default('runs'),
     data: dataSchema,
@@ -242,7 +261,45 @@ export const experimentSchema = z
     eval: evalSchema.default({}),
     probe: probeSchema.default({}),
   })
-  .strict()
+  .strict();
+
+type Parsed = z.output<typeof experimentObject>;
+type Resolved<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: Exclude<T[P], undefined> };
+
+/** A resolved config: every default that depends on other values is filled in. */
+export type ExperimentConfig = Omit<Parsed, 'train'> & {
+  train: Omit<Parsed['train'], 'attack' | 'trades'> & {
+    attack: Resolved<Parsed['train']['attack'], 'alpha'>;
+    trades: Resolved<Parsed['train']['trades'], 'beta'>;
+  };
+};
+
+/** HBaR's published CIFAR-10 weights: 0.006/0.05 without AT, 5e-4/5e-3 with adversarial training. */
+function hbarDefaults(h: HbarConfig): HbarConfig {
+  const adversarial = h.base !== 'ce';
+  return { ...h, lambdaX: h.lambdaX ?? (adversarial ? 5e-4 : 0.006), lambdaY: h.lambdaY ?? (adversarial ? 5e-3 : 0.05) };
+}
+
+/**
+ * Defaults that depend on other values, filled in once here so that the saved config.yaml is
+ * the whole truth: the training adversary's step size, TRADES' β, HBaR's λs and the VIB head's settings.
+ */
+function resolveDefaults(cfg: Parsed): ExperimentConfig {
+  const t = cfg.train;
+  const original = t.method === 'trades' && t.trades.variant === 'original';
+  return {
+    ...cfg,
+    model: cfg.model.head === 'vib' ? { ...cfg.model, vib: cfg.model.vib ?? vibSchema.parse({}) } : cfg.model,
+    train: {
+      ...t,
+      attack: { ...t.attack, alpha: t.attack.alpha ?? (original ? TRADES_KL_STEP : pgdStepSize(t.attack.eps, t.attack.steps)) },
+      trades: { ...t.trades, beta: t.trades.beta ?? (t.trades.variant === 'original' ? 6 : 0.5) },
+      hbar: t.method === 'hbar' ? hbarDefaults(t.hbar ?? hbarSchema.parse({})) : t.hbar,
+    },
+  };
+}
+
+export const experimentSchema = experimentObject
   .superRefine((cfg, ctx) => {
     if (cfg.train.method === 'vib' && cfg.model.head !== 'vib') {
       ctx.addIssue({ code: 'custom', path: ['model', 'head'], message: "train.method 'vib' needs model.head: vib" });
@@ -250,9 +307,9 @@ export const experimentSchema = z
     if (cfg.train.method === 'hbar' && cfg.ib.enabled) {
       ctx.addIssue({ code: 'custom', path: ['ib', 'enabled'], message: "train.method 'hbar' brings its own HSIC terms (train.hbar); set ib.enabled: false" });
     }
-  });
+  })
+  .transform(resolveDefaults);
 
-export type ExperimentConfig = z.infer<typeof experimentSchema>;
 export type ExperimentInput = z.input<typeof experimentSchema>;
 export type DataConfig = ExperimentConfig['data'];
 export type ModelConfig = ExperimentConfig['model'];

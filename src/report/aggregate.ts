@@ -3,7 +3,6 @@
 // runs. Also names the paper's ablation row (Table 4) a config implements.
 import type { ExperimentConfig } from '../config/schema';
 import { configHash } from '../runs/config-hash';
-import { hbarSettings, hbarWeights } from '../train/objectives/hbar';
 import { metricOf, type EvalFile } from './runs';
 
 export interface RunEntry {
@@ -80,15 +79,14 @@ export function ablationRow(cfg: ExperimentConfig): AblationRow | null {
 export function configNotes(cfg: ExperimentConfig): string[] {
   const notes: string[] = [];
   if (cfg.model.head === 'vib') {
-    const s = cfg.model.vib?.samples ?? 12;
+    const s = cfg.model.vib!.samples;
     notes.push(
       `VIB: evaluated as log of the mean of ${s} softmaxes (fixed noise); attacks differentiate through the ${s}-sample average`,
     );
   }
-  if (cfg.train.method === 'hbar') {
-    const h = hbarSettings(cfg);
-    const w = hbarWeights(h);
-    notes.push(`HBaR on ${h.base}: λx = ${w.lambdaX}, λy = ${w.lambdaY}, layers ${Array.isArray(h.layers) ? h.layers.join(', ') : h.layers}, clean taps`);
+  if (cfg.train.method === 'hbar' && cfg.train.hbar) {
+    const h = cfg.train.hbar;
+    notes.push(`HBaR on ${h.base}: λx = ${h.lambdaX}, λy = ${h.lambdaY}, layers ${Array.isArray(h.layers) ? h.layers.join(', ') : h.layers}, clean taps`);
   }
   return notes;
 }

@@ -13,7 +13,7 @@ import { UserError } from '../errors';
 import { readMetrics } from '../runs/metrics';
 import { runLayout } from '../runs/run-dir';
 import { writeFileAtomic } from '../runs/atomic';
-import { readAdvCurve, readInfoPlane } from '../train/info-plane';
+import { readAdvCurve, readInfoPlane } from '../runs/monitor-files';
 import { getAttack } from '../attacks/registry';
 import { categorical, viridis } from './colors';
 import { readEvalFiles, readRunConfig, type EvalFile } from './runs';

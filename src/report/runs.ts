@@ -5,7 +5,7 @@ import * as path from 'path';
 import { loadConfig } from '../config/load';
 import type { ExperimentConfig } from '../config/schema';
 import { UserError } from '../errors';
-import type { EvalReport } from '../eval/report-types';
+import type { EvalReport } from '../runs/eval-report';
 import { runLayout } from '../runs/run-dir';
 
 export interface EvalFile {

@@ -8,17 +8,12 @@ import { getAttack } from '../attacks/registry';
 import { targetFromModel } from '../attacks/target';
 import { projectLinfMinMax } from '../attacks/common';
 
-/** Step size: the config's, else the authors' eps/steps·2.3. */
-export function trainAttackAlpha(cfg: TrainAttackConfig): number {
-  return cfg.alpha ?? (cfg.eps / cfg.steps) * 2.3;
-}
-
 export async function craftPgd(model: Model, x: tf.Tensor4D, y: tf.Tensor1D, cfg: TrainAttackConfig, rng: Rng): Promise<tf.Tensor4D> {
   const attack = getAttack('pgd');
   const res = await attack.run({ target: targetFromModel(model), rng }, x, y, {
     ...attack.defaults,
     eps: cfg.eps,
-    alpha: trainAttackAlpha(cfg),
+    alpha: cfg.alpha,
     steps: cfg.steps,
     randomStart: cfg.randomStart,
   });
@@ -30,7 +25,7 @@ export async function craftPgd(model: Model, x: tf.Tensor4D, y: tf.Tensor1D, cfg
  * sign steps of size α, projected to the ε-ball and [0,1].
  */
 export function craftTradesKl(model: Model, x: tf.Tensor4D, cfg: TrainAttackConfig, rng: Rng): tf.Tensor4D {
-  const alpha = cfg.alpha ?? 0.007;
+  const alpha = cfg.alpha;
   const pNat = tf.tidy(() => tf.softmax(model.forward(x, { training: false }).logits));
   let xAdv = tf.tidy(() => tf.clipByValue(tf.add(x, tf.mul(tf.randomNormal(x.shape, 0, 1, 'float32', rng.seed()), 0.001)), 0, 1)) as tf.Tensor4D;
   for (let i = 0; i < cfg.steps; i++) {

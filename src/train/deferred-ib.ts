@@ -33,7 +33,7 @@ import {
   type IbHostTerms,
   type MaskReadout,
 } from '../ib';
-import { ibLogs, maskRuleOf } from './ib-hooks';
+import { ibLogs, maskRuleOf } from '../ib/hooks';
 import type { IbTermsFn, Objective, Prepared, StepContext } from './objectives/types';
 
 /** How a step gets its IB terms and mask: read inside the tape, or ahead of it. */

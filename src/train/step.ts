@@ -13,7 +13,7 @@ import { getObjective } from './objectives/registry';
 import type { Objective, Prepared, StepContext } from './objectives/types';
 import { correctCount } from './objectives/losses';
 import { Sgd } from './optimizer';
-import { makeIbTerms, makeMaskHook, maskDue } from './ib-hooks';
+import { makeIbTerms, makeMaskHook, maskDue } from '../ib/hooks';
 import { DeferredIb, type IbMode } from './deferred-ib';
 import { backendReadsSync, readFirstValues } from '../engine/reads';
 

@@ -106,7 +106,7 @@ test('registry: unknown names and bad parameters are UserErrors; lists parse', a
   const p = getAttack('pgd').paramsSchema.parse({ eps: '8/255' }) as { eps: number; steps: number; alpha?: number };
   assert.ok(Math.abs(p.eps - 8 / 255) < 1e-12);
   assert.equal(p.steps, 10);
-  assert.equal(p.alpha, undefined);
+  assert.ok(Math.abs(p.alpha! - ((8 / 255) * 2.3) / 10) < 1e-12, 'α resolved by the schema: ε/steps·2.3');
   assert.equal(getAttack('autoattack').defaults.eps, 8 / 255);
   assert.equal(getAttack('cw').defaults.margin, 'standard');
 });

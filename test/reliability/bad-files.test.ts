@@ -13,8 +13,8 @@ import * as zlib from 'zlib';
 import { createHash } from 'crypto';
 import { encodeIdxImages, encodeIdxLabels } from '../../src/data/idx';
 import { encodeCifarRecords, CIFAR100_FORMAT } from '../../src/data/cifar';
-import { train } from '../../src/train/trainer';
-import { decodeSafetensors } from '../../src/train/safetensors';
+import { train } from '../../src/jobs/train';
+import { decodeSafetensors } from '../../src/runs/safetensors';
 import { runLayout } from '../../src/runs/run-dir';
 import { tinyConfig } from '../helpers/configs';
 import { checkBadCase, type BadCase } from './bad-input';
@@ -168,6 +168,8 @@ function ckptCase(name: string, corrupt: (run: string) => void, file: (run: stri
     setup: (cwd) => {
       const run = runOf(cwd);
       fs.cpSync(goodRun, run, { recursive: true });
+      // Only `last`: with a good `best` beside it, resume would (rightly) continue from `best`.
+      for (const f of fs.readdirSync(ckDir(run))) if (f.startsWith('best.')) fs.rmSync(path.join(ckDir(run), f));
       corrupt(run);
       return command === 'resume' ? ['train', '--resume', run] : ['eval', '--run', run, '--attacks', 'fgsm', '--n', '8'];
     },
@@ -181,6 +183,7 @@ const ckptCases: BadCase[] = [
   ckptCase('checkpoint from another architecture (width 0.5 into width 0.25)', (run) => {
     fs.rmSync(ckDir(run), { recursive: true });
     fs.cpSync(ckDir(wideRun), ckDir(run), { recursive: true });
+    for (const f of fs.readdirSync(ckDir(run))) if (f.startsWith('best.')) fs.rmSync(path.join(ckDir(run), f));
   }, weightsFile, /^tensor 'conv1\.weight': shape \[16, 3, 3, 3\], the model needs \[8, 3, 3, 3\] \(PyTorch layout\): checkpoint from a different architecture/),
   ckptCase('same, through eval', (run) => {
     fs.rmSync(ckDir(run), { recursive: true });

@@ -12,8 +12,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { UserError } from '../../src/errors';
-import { train } from '../../src/train/trainer';
-import { readCheckpointFiles, readCheckpointSidecar } from '../../src/train/checkpoint';
+import { train } from '../../src/jobs/train';
+import { readCheckpointFiles, readCheckpointSidecar } from '../../src/runs/checkpoint';
 import { runLayout } from '../../src/runs/run-dir';
 import { tinyConfig, tempDir } from '../helpers/configs';
 import { installFsFaults } from './fault-preload';
@@ -38,7 +38,7 @@ test('a runs folder that cannot be created: exit 2 naming it, before training, n
 test('--resume of a run dir that is a file: exit 2', { timeout: 30_000 }, async () => {
   const res = await runCli(['train', '--resume', path.join(root, 'not-a-folder')]);
   assert.equal(res.code, 2, res.stderr);
-  assert.match(res.stderr, /not a run directory \(config\.yaml missing\)/);
+  assert.match(res.stderr, /not a run directory \(a file, not a folder\)/);
 });
 
 const base = { train: { epochs: 3, checkpointEvery: 3 } };

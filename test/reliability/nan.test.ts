@@ -10,7 +10,7 @@ import { initBackend } from '../../src/engine/backend';
 import { Rng } from '../../src/engine/rng';
 import { buildModel } from '../../src/models/registry';
 import { TrainStepper, NonFiniteLossError } from '../../src/train/step';
-import { readCheckpointFiles, readCheckpointSidecar } from '../../src/train/checkpoint';
+import { readCheckpointFiles, readCheckpointSidecar } from '../../src/runs/checkpoint';
 import { readMetrics } from '../../src/runs/metrics';
 import { runLayout } from '../../src/runs/run-dir';
 import { tinyConfig, tempDir } from '../helpers/configs';

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Rng } from '../../src/engine/rng';
-import { readCheckpointFiles, readCheckpointSidecar } from '../../src/train/checkpoint';
+import { readCheckpointFiles, readCheckpointSidecar } from '../../src/runs/checkpoint';
 import { runLayout } from '../../src/runs/run-dir';
 import { tempDir } from '../helpers/configs';
 import { exactMetrics, runCli, runDirsOf, spawnCli, tinyYaml } from './cli';

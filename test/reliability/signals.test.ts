@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { readCheckpointFiles, readCheckpointSidecar } from '../../src/train/checkpoint';
+import { readCheckpointFiles, readCheckpointSidecar } from '../../src/runs/checkpoint';
 import { runLayout } from '../../src/runs/run-dir';
 import { tempDir } from '../helpers/configs';
 import { exactMetrics, runCli, runDirsOf, spawnCli, tinyYaml } from './cli';
@@ -93,7 +93,8 @@ test('SIGTERM during `ibrar eval`: state saved, exit 143; the same command conti
   assert.equal(full.code, 0, full.stderr);
   const want = reportOf(full.stdout);
 
-  const child = spawnCli(args);
+  // --fresh: the identical evaluation above would otherwise be reused as it is.
+  const child = spawnCli([...args, '--fresh']);
   await child.waitFor(/evaluating 64 test examples/);
   child.child.kill('SIGTERM');
   const res = await child.done;
@@ -104,7 +105,7 @@ test('SIGTERM during `ibrar eval`: state saved, exit 143; the same command conti
   const states = fs.readdirSync(runLayout(reference).evalDir).filter((f) => f.startsWith('.state-'));
   assert.equal(states.length, 1, 'the evaluation state is on disk');
 
-  const again = await runCli(args);
+  const again = await runCli([...args, '--fresh']);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, new RegExp(`resuming after ${Number(m[1]) / 2} finished batches`));
   const got = reportOf(again.stdout);

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { configToYaml } from '../../src/config/load';
 import type { ExperimentConfig } from '../../src/config/schema';
-import type { EvalReport } from '../../src/eval/report-types';
+import type { EvalReport } from '../../src/runs/eval-report';
 
 export function fakeRun(root: string, cfg: ExperimentConfig, stamp: string): string {
   const dir = path.join(root, cfg.name, stamp);

@@ -4,18 +4,21 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { tf } from '../../src/engine/tf';
 import { Rng } from '../../src/engine/rng';
-import { train } from '../../src/train/trainer';
-import { readAdvCurve, readInfoPlane } from '../../src/train/info-plane';
+import { train } from '../../src/jobs/train';
+import { readAdvCurve, readInfoPlane } from '../../src/runs/monitor-files';
 import { readMetrics } from '../../src/runs/metrics';
 import { runLayout } from '../../src/runs/run-dir';
 import { loadDataset, sliceSplit, testBatches, toTensors } from '../../src/data';
 import { buildModel } from '../../src/models/registry';
-import { loadCheckpoint } from '../../src/train/checkpoint';
+import { loadCheckpoint } from '../../src/runs/checkpoint';
 import { hsicCcaValue } from '../../src/ib';
 import { plot } from '../../src/report/plot';
+import { runRefs } from '../../src/report/figures';
+import { computeSweep } from '../../src/jobs/figures';
+import { computeTsneFile } from '../../src/jobs/tsne';
 import { readEvalFiles } from '../../src/report/runs';
 import { parseMarkers } from '../../src/report/svg';
-import type { TsneData } from '../../src/report/tsne-figure';
+import type { TsneData } from '../../src/runs/tsne-file';
 import { tinyConfig } from '../helpers/configs';
 
 const monitored = () =>
@@ -78,7 +81,7 @@ test('the monitor files of a resumed run equal those of an uninterrupted one', a
 
 test('curves: markers are the metrics and the adversarial curve of the run (one run and overlaid)', async () => {
   const runDir = await monitoredRun();
-  const [file] = await plot({ runDirs: [runDir], kind: 'curves' });
+  const [file] = plot({ runDirs: [runDir], kind: 'curves' });
   assert.equal(file, path.join(runLayout(runDir).figures, 'curves.svg'));
   const marks = parseMarkers(fs.readFileSync(file, 'utf8'));
   const metrics = readMetrics(runDir);
@@ -88,13 +91,13 @@ test('curves: markers are the metrics and the adversarial curve of the run (one 
   const adv = marks.filter((m) => m.series.startsWith('adversarial'));
   assert.deepEqual(adv.map((m) => [m.x, m.y]), readAdvCurve(runDir).map((r) => [r.epoch, 100 * r.adv_acc]));
   const out = path.join(runLayout(runDir).dir, 'overlay');
-  const [two] = await plot({ runDirs: [runDir, runDir], kind: 'curves', outDir: out });
+  const [two] = plot({ runDirs: [runDir, runDir], kind: 'curves', outDir: out });
   assert.equal(parseMarkers(fs.readFileSync(two, 'utf8')).length, 2 * marks.length);
 });
 
 test('info-plane: one panel per tap, points (HSIC(X,T), HSIC(Y,T)) from info_plane.jsonl', async () => {
   const runDir = await monitoredRun();
-  const [file] = await plot({ runDirs: [runDir], kind: 'info-plane' });
+  const [file] = plot({ runDirs: [runDir], kind: 'info-plane' });
   const svg = fs.readFileSync(file, 'utf8');
   const info = readInfoPlane(runDir);
   for (const layer of ['conv1', 'conv2', 'conv3', 'fc1']) {
@@ -106,16 +109,19 @@ test('info-plane: one panel per tap, points (HSIC(X,T), HSIC(Y,T)) from info_pla
 
 test('steps and eps: --compute runs the missing evaluations; markers are their accuracies', async () => {
   const runDir = await monitoredRun();
-  const [stepsFile] = await plot({ runDirs: [runDir], kind: 'steps', compute: true, attacks: ['pgd'], stepsList: [1, 2], n: 64 });
+  const ref = runRefs([runDir])[0];
+  await computeSweep(ref, { kind: 'steps', attacks: ['pgd'], stepsList: [1, 2], n: 64 });
+  const [stepsFile] = plot({ runDirs: [runDir], kind: 'steps', computed: true, attacks: ['pgd'] });
   const evals = readEvalFiles(runDir);
   const pgdAt = (steps: number) => evals.map((e) => e.report).find((r) => r.eps === 0.1 && r.attacks.some((a) => a.attack === 'pgd' && a.params.steps === steps))!;
   const marks = parseMarkers(fs.readFileSync(stepsFile, 'utf8'));
   assert.deepEqual(marks.map((m) => [m.x, m.y]), [1, 2].map((s) => [s, 100 * pgdAt(s).attacks.find((a) => a.attack === 'pgd')!.robust_acc]));
   const before = readEvalFiles(runDir).length;
-  await plot({ runDirs: [runDir], kind: 'steps', compute: true, attacks: ['pgd'], stepsList: [1, 2], n: 64 });
+  assert.equal(await computeSweep(ref, { kind: 'steps', attacks: ['pgd'], stepsList: [1, 2], n: 64 }), 0);
   assert.equal(readEvalFiles(runDir).length, before, 'nothing is recomputed');
 
-  const [epsFile] = await plot({ runDirs: [runDir], kind: 'eps', compute: true, attacks: ['fgsm'], epsList: [0.05, 0.1], n: 64 });
+  await computeSweep(ref, { kind: 'eps', attacks: ['fgsm'], epsList: [0.05, 0.1], n: 64 });
+  const [epsFile] = plot({ runDirs: [runDir], kind: 'eps', computed: true, attacks: ['fgsm'] });
   const fg = readEvalFiles(runDir)
     .map((e) => e.report)
     .filter((r) => r.attacks.some((a) => a.attack === 'fgsm'));
@@ -133,7 +139,8 @@ test('steps and eps: --compute runs the missing evaluations; markers are their a
 
 test('tsne: clean and adversarial panels with one point per test example, coloured by its class', async () => {
   const runDir = await monitoredRun();
-  const files = await plot({ runDirs: [runDir], kind: 'tsne', n: 40, iterations: 250, perplexity: 8 });
+  const computed = await computeTsneFile({ runDir, n: 40, iterations: 250, perplexity: 8 });
+  const files = [...plot({ runDirs: [runDir], kind: 'tsne' }), computed.file];
   assert.deepEqual(files.map((f) => path.basename(f)), ['tsne.svg', 'tsne.json']);
   const data = JSON.parse(fs.readFileSync(files[1], 'utf8')) as TsneData;
   const cfg = monitored();

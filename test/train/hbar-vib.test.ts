@@ -8,14 +8,14 @@ import { UserError } from '../../src/errors';
 import type { Model } from '../../src/models/types';
 import { buildModel } from '../../src/models/registry';
 import { isVibModel, wrapVib, VIB_DEFAULTS } from '../../src/models/vib';
-import { hbarObjective, hbarWeights } from '../../src/train/objectives/hbar';
+import { hbarObjective } from '../../src/train/objectives/hbar';
 import { vibObjective } from '../../src/train/objectives/vib';
 import { getObjective } from '../../src/train/objectives/registry';
 import { tradesCodeLoss } from '../../src/train/objectives/losses';
 import type { StepContext } from '../../src/train/objectives/types';
 import { hbarSchema } from '../../src/config/schema';
-import { train } from '../../src/train/trainer';
-import { evaluateRun } from '../../src/eval/evaluate';
+import { train } from '../../src/jobs/train';
+import { evaluateRun } from '../../src/jobs/eval';
 import { hsicCcaRef } from '../ib/reference64';
 import { tinyConfig } from '../helpers/configs';
 
@@ -103,10 +103,15 @@ function hbarTermsRef(x: number[][], lx: number, ly: number): number {
   return [h1, h2].reduce((s, t) => s + lx * hsicCcaRef(t, X, 'gaussian') - ly * hsicCcaRef(t, y, 'linear'), 0);
 }
 
-test('HBaR default weights follow the published CIFAR-10 scripts', () => {
-  assert.deepEqual(hbarWeights(hbarSchema.parse({})), { lambdaX: 0.006, lambdaY: 0.05 });
-  assert.deepEqual(hbarWeights(hbarSchema.parse({ base: 'pgd-at' })), { lambdaX: 5e-4, lambdaY: 5e-3 });
-  assert.deepEqual(hbarWeights(hbarSchema.parse({ base: 'trades', lambdaX: 1, lambdaY: 2 })), { lambdaX: 1, lambdaY: 2 });
+test('HBaR default weights follow the published CIFAR-10 scripts and are resolved into the config', () => {
+  const weights = (hbar: Record<string, unknown>) => {
+    const h = tinyConfig({ train: { method: 'hbar', hbar } }).train.hbar!;
+    return { lambdaX: h.lambdaX, lambdaY: h.lambdaY };
+  };
+  assert.deepEqual(weights({}), { lambdaX: 0.006, lambdaY: 0.05 });
+  assert.deepEqual(weights({ base: 'pgd-at' }), { lambdaX: 5e-4, lambdaY: 5e-3 });
+  assert.deepEqual(weights({ base: 'trades', lambdaX: 1, lambdaY: 2 }), { lambdaX: 1, lambdaY: 2 });
+  assert.equal(hbarSchema.parse({}).lambdaX, undefined, 'the section alone leaves them to the experiment-level resolution');
   assert.equal(getObjective('hbar'), hbarObjective);
   assert.equal(getObjective('vib'), vibObjective);
 });

@@ -4,9 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../src/engine/tf';
 import { Rng } from '../../src/engine/rng';
-import { train, evaluateClean } from '../../src/train/trainer';
-import { loadCheckpoint } from '../../src/train/checkpoint';
-import { constantMaskHook } from '../../src/train/ib-hooks';
+import { train, evaluateClean } from '../../src/jobs/train';
+import { loadCheckpoint } from '../../src/runs/checkpoint';
+import { constantMaskHook } from '../../src/ib/hooks';
 import { buildModel } from '../../src/models/registry';
 import { loadDataset, testBatches, toTensors } from '../../src/data';
 import { runLayout } from '../../src/runs/run-dir';
@@ -55,7 +55,7 @@ test('code-rule mask with every: 3 is only computed on batches 3, 6, … (skipFi
     train: { epochs: 1 },
     ib: { enabled: false, mask: { enabled: true, rule: 'code', lowY: 2, highX: 2, every: 3, skipFirstBatch: true, skipLastChannel: true, applyAtEval: false } },
   });
-  const { maskDue } = await import('../../src/train/ib-hooks');
+  const { maskDue } = await import('../../src/ib/hooks');
   for (let s = 0; s < 8; s++) if (maskDue(cfg.ib.mask, s)) seen.push(s);
   assert.deepEqual(seen, [3, 6]);
   const res = await train({ cfg });

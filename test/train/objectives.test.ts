@@ -4,11 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../src/engine/tf';
 import { Rng } from '../../src/engine/rng';
-import { train } from '../../src/train/trainer';
+import { train } from '../../src/jobs/train';
 import { getObjective } from '../../src/train/objectives/registry';
 import { tradesCodeLoss, martLoss } from '../../src/train/objectives/losses';
 import { buildModel } from '../../src/models/registry';
-import { makeIbTerms } from '../../src/train/ib-hooks';
+import { makeIbTerms } from '../../src/ib/hooks';
 import { UserError } from '../../src/errors';
 import { tinyConfig } from '../helpers/configs';
 

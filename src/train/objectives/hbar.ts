@@ -8,9 +8,8 @@
 // whose PGD-AT terms use the adversarial taps (method.md §1.3).
 import { tf } from '../../engine/tf';
 import type { ExperimentConfig, HbarConfig, IbConfig } from '../../config/schema';
-import { hbarSchema } from '../../config/schema';
 import type { Model } from '../../models/types';
-import { makeIbTerms } from '../ib-hooks';
+import { makeIbTerms } from '../../ib/hooks';
 import { ceObjective } from './ce';
 import { martObjective } from './mart';
 import { pgdAtObjective } from './pgd-at';
@@ -24,21 +23,17 @@ const BASES: Record<HbarConfig['base'], Objective> = {
   mart: martObjective,
 };
 
-/** HBaR's published CIFAR-10 weights: 0.006/0.05 without AT, 5e-4/5e-3 with PGD-AT. */
-export function hbarWeights(h: HbarConfig): { lambdaX: number; lambdaY: number } {
-  const adversarial = h.base !== 'ce';
-  return { lambdaX: h.lambdaX ?? (adversarial ? 5e-4 : 0.006), lambdaY: h.lambdaY ?? (adversarial ? 5e-3 : 0.05) };
-}
-
-export function hbarSettings(cfg: ExperimentConfig): HbarConfig {
-  return cfg.train.hbar ?? hbarSchema.parse({});
+/** The run's HBaR settings; the schema fills them in (λs included) when train.method is hbar. */
+export function hbarSettings(cfg: ExperimentConfig): Required<HbarConfig> {
+  const h = cfg.train.hbar;
+  if (!h || h.lambdaX === undefined || h.lambdaY === undefined) throw new Error('train.hbar is resolved by the config schema when train.method is hbar');
+  return h as Required<HbarConfig>;
 }
 
 /** The HSIC terms as an IB config (the estimator and the regularizer are shared with IB-RAR). */
 export function hbarAsIb(cfg: ExperimentConfig): IbConfig {
   const h = hbarSettings(cfg);
-  const { lambdaX, lambdaY } = hbarWeights(h);
-  return { ...cfg.ib, enabled: true, layers: h.layers, alpha: lambdaX, beta: lambdaY, sigma: h.sigma, yKernel: h.yKernel, input: 'clean' };
+  return { ...cfg.ib, enabled: true, layers: h.layers, alpha: h.lambdaX, beta: h.lambdaY, sigma: h.sigma, yKernel: h.yKernel, input: 'clean' };
 }
 
 // The terms function depends only on the model's taps and the config; build it once per model.

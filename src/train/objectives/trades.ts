@@ -17,7 +17,7 @@ export const tradesObjective: Objective = {
   loss(ctx, prepared) {
     const t = ctx.cfg.train.trades;
     return twoPassLoss(ctx, prepared, (nat, adv) =>
-      t.variant === 'original' ? tradesOriginalLoss(nat, adv, ctx.yOneHot, t.beta ?? 6) : tradesCodeLoss(nat, adv, ctx.yOneHot, t.beta ?? 0.5),
+      t.variant === 'original' ? tradesOriginalLoss(nat, adv, ctx.yOneHot, t.beta) : tradesCodeLoss(nat, adv, ctx.yOneHot, t.beta),
     );
   },
 };

@@ -5,15 +5,8 @@ import type { Rng } from '../../engine/rng';
 import type { ExperimentConfig } from '../../config/schema';
 import type { ForwardOptions, Model } from '../../models/types';
 
-/** IB terms of Eq. (1)/(2) for one set of taps; null when IB is off. */
-export type IbTermsFn = (taps: Record<string, tf.Tensor>, xForIb: tf.Tensor4D, yOneHot: tf.Tensor2D, prefix: string) => IbTermsOut;
-
-export interface IbTermsOut {
-  /** α·Σ HSIC(X,T_l) − β·Σ HSIC(Y,T_l) */
-  loss: tf.Scalar;
-  /** Per-layer values to log, keyed `hx/<layer>` and `hy/<layer>` (prefixed for the adversarial pass). */
-  logs: Record<string, number>;
-}
+export type { IbTermsFn, IbTermsOut } from '../../ib/hooks';
+import type { IbTermsFn } from '../../ib/hooks';
 
 export interface StepContext {
   cfg: ExperimentConfig;

@@ -6,8 +6,25 @@
 // A re-run reads the candidate files, so work finished by a worker whose parent died is kept.
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeJsonAtomic } from '../runs/atomic';
-import { candidatesRoot, type Candidate } from './candidates';
+import { writeJsonAtomic } from './atomic';
+
+export type CandidateKind = 'ce' | 'layer' | 'all' | 'robust';
+
+export interface Candidate {
+  /** Folder and run name: `ce`, the tap name, `all` or `robust`. */
+  id: string;
+  kind: CandidateKind;
+  /** Table row label: "CE only", the tap, "All layers", "Robust layers (…)". */
+  label: string;
+  /** IB layers S ([] for the baseline). */
+  layers: string[];
+}
+
+/** Candidate runs live in <probeDir>/candidates/<id>/<time>/ (ordinary run dirs). */
+export function candidatesRoot(probeDir: string): string {
+  return path.join(probeDir, 'candidates');
+}
+
 
 export type CandidateStatus = 'pending' | 'training' | 'evaluating' | 'done' | 'failed';
 

@@ -1,13 +1,22 @@
 // Where the IB terms (Eq. 1/2) and the channel mask (Eq. 3) hook into training and
-// evaluation. The math lives in src/ib; this file only wires it to configs and models.
+// evaluation. The math lives in the other files of src/ib; this one wires it to configs and models.
 import { tf } from '../engine/tf';
 import type { ExperimentConfig, IbConfig, MaskConfig } from '../config/schema';
 import type { ForwardOptions, Model } from '../models/types';
-import { ibRegularizer, ibTargets, resolveLayers, makeChannelMaskHook, type IbLayerTerms, type IbTargets, type MaskRuleOptions } from '../ib';
-import type { IbTermsFn } from './objectives/types';
+import { ibRegularizer, ibTargets, resolveLayers, makeChannelMaskHook, type IbLayerTerms, type IbTargets, type MaskRuleOptions } from './index';
 import type { ExtraLoss } from '../attacks/types';
 import { UserError } from '../errors';
 import { backendReadsSync } from '../engine/reads';
+
+/** IB terms of Eq. (1)/(2) for one set of taps. */
+export type IbTermsFn = (taps: Record<string, tf.Tensor>, xForIb: tf.Tensor4D, yOneHot: tf.Tensor2D, prefix: string) => IbTermsOut;
+
+export interface IbTermsOut {
+  /** α·Σ HSIC(X,T_l) − β·Σ HSIC(Y,T_l) */
+  loss: tf.Scalar;
+  /** Per-layer values to log, keyed `hx/<layer>` and `hy/<layer>` (prefixed for the adversarial pass). */
+  logs: Record<string, number>;
+}
 
 /** Build the IB-terms function for the configured layers; errors on layers the model lacks. */
 export function makeIbTerms(ib: IbConfig, model: Model): IbTermsFn {

@@ -2,14 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { runProbe } from '../../src/probe/probe';
-import { buildProbeResult, probeMarkdown } from '../../src/probe/table';
-import { probeCandidates } from '../../src/probe/candidates';
-import type { CandidateRecord } from '../../src/probe/state';
-import { loadConfig } from '../../src/config/load';
-import { runLayout } from '../../src/runs/run-dir';
-import { UserError } from '../../src/errors';
-import { tinyConfig } from '../helpers/configs';
+import { runProbe } from '../../../src/jobs/probe/probe';
+import { buildProbeResult, probeMarkdown } from '../../../src/report/probe-table';
+import { probeCandidates } from '../../../src/jobs/probe/candidates';
+import type { CandidateRecord } from '../../../src/runs/probe-files';
+import { loadConfig } from '../../../src/config/load';
+import { runLayout } from '../../../src/runs/run-dir';
+import { UserError } from '../../../src/errors';
+import { tinyConfig } from '../../helpers/configs';
 
 export const probeConfig = () =>
   tinyConfig({

@@ -11,16 +11,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { spawn, type ChildProcess } from 'child_process';
-import type { ExperimentConfig } from '../config/schema';
-import { configToYaml } from '../config/load';
-import { UserError } from '../errors';
-import { configHash } from '../runs/config-hash';
-import { listRunDirs, runTimestamp, assertWritableDir } from '../runs/run-dir';
-import { writeFileAtomic, writeJsonAtomic } from '../runs/atomic';
-import type { TrainProgress } from '../train/trainer';
+import type { ExperimentConfig } from '../../config/schema';
+import { configToYaml } from '../../config/load';
+import { UserError } from '../../errors';
+import { configHash } from '../../runs/config-hash';
+import { listRunDirs, runTimestamp, assertWritableDir } from '../../runs/run-dir';
+import { writeFileAtomic, writeJsonAtomic } from '../../runs/atomic';
+import type { TrainProgress } from '../train';
 import { candidatesRoot, probeCandidates, type Candidate } from './candidates';
-import { PROBE_CONFIG_FILE, readCandidate, readState, syncState, writeCandidate, writeState, type CandidateRecord, type ProbeState } from './state';
-import { buildProbeResult, probeCsv, probeMarkdown, type ProbeResult } from './table';
+import { PROBE_CONFIG_FILE, readCandidate, readState, syncState, writeCandidate, writeState, type CandidateRecord, type ProbeState } from '../../runs/probe-files';
+import { buildProbeResult, probeCsv, probeMarkdown, type ProbeResult } from '../../report/probe-table';
 import { probeBaseConfig, runCandidate } from './worker';
 
 export interface ProbeProgress {
@@ -116,8 +116,8 @@ function openProbe(req: ProbeRequest): { probeDir: string; state: ProbeState; re
 }
 
 function defaultCliPath(): string {
-  // dist/src/probe/probe.js → <package>/bin/ibrar.js
-  return path.resolve(__dirname, '..', '..', '..', 'bin', 'ibrar.js');
+  // dist/src/jobs/probe/probe.js → <package>/bin/ibrar.js
+  return path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'ibrar.js');
 }
 
 function writeOutputs(cfg: ExperimentConfig, probeDir: string, state: ProbeState): { result: ProbeResult; files: string[] } {

@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { runProbe } from '../../src/probe/probe';
-import { readState } from '../../src/probe/state';
-import { readMetrics } from '../../src/runs/metrics';
-import { tinyConfig } from '../helpers/configs';
+import { runProbe } from '../../../src/jobs/probe/probe';
+import { readState } from '../../../src/runs/probe-files';
+import { readMetrics } from '../../../src/runs/metrics';
+import { tinyConfig } from '../../helpers/configs';
 
 const config = () =>
   tinyConfig({

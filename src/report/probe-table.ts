@@ -4,7 +4,7 @@
 // baseline's (the candidate trained without IB terms).
 import type { ExperimentConfig } from '../config/schema';
 import { csvRow } from '../runs/metrics';
-import type { CandidateRecord, CandidateStatus } from './state';
+import type { CandidateRecord, CandidateStatus } from '../runs/probe-files';
 
 export interface ProbeRow {
   id: string;

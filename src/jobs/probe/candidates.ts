@@ -2,27 +2,17 @@
 // IB terms ("CE only"), the IB terms on each single tap, on all taps, and on the configured
 // robust set. Each candidate is the probe's config with only `ib` (and name/runsDir/eval)
 // changed, trained as an ordinary run.
-import * as path from 'path';
-import type { ExperimentConfig, ModelConfig } from '../config/schema';
-import { validateConfig } from '../config/load';
-import { UserError } from '../errors';
-import { resolveLayers, type TapInfo } from '../ib';
-import { SMALL_CNN_TAPS } from '../models/small-cnn';
-import { VGG16_TAPS } from '../models/vgg16';
-import { RESNET18_TAPS } from '../models/resnet18';
-import { wrnTapNames } from '../models/wrn';
+import type { ExperimentConfig, ModelConfig } from '../../config/schema';
+import { validateConfig } from '../../config/load';
+import { UserError } from '../../errors';
+import { resolveLayers, type TapInfo } from '../../ib';
+import { SMALL_CNN_TAPS } from '../../models/small-cnn';
+import { VGG16_TAPS } from '../../models/vgg16';
+import { RESNET18_TAPS } from '../../models/resnet18';
+import { wrnTapNames } from '../../models/wrn';
+import { candidatesRoot, type Candidate } from '../../runs/probe-files';
 
-export type CandidateKind = 'ce' | 'layer' | 'all' | 'robust';
-
-export interface Candidate {
-  /** Folder and run name: `ce`, the tap name, `all` or `robust`. */
-  id: string;
-  kind: CandidateKind;
-  /** Table row label: "CE only", the tap, "All layers", "Robust layers (…)". */
-  label: string;
-  /** IB layers S ([] for the baseline). */
-  layers: string[];
-}
+export { candidatesRoot, type Candidate, type CandidateKind } from '../../runs/probe-files';
 
 /** Tap names of an architecture, without building the model (the VIB head keeps the base taps). */
 export function modelTaps(model: ModelConfig): TapInfo {
@@ -57,11 +47,6 @@ export function probeCandidates(cfg: ExperimentConfig, only?: readonly string[])
     { id: 'all', kind: 'all', label: 'All layers', layers: [...taps.tapNames] },
     { id: 'robust', kind: 'robust', label: `Robust layers (${robust.join(', ')})`, layers: robust },
   ];
-}
-
-/** Candidate runs live in <probeDir>/candidates/<id>/<time>/ (ordinary run dirs). */
-export function candidatesRoot(probeDir: string): string {
-  return path.join(probeDir, 'candidates');
 }
 
 export function candidateConfig(cfg: ExperimentConfig, c: Candidate, probeDir: string): ExperimentConfig {

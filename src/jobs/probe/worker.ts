@@ -3,15 +3,15 @@
 // in-process (--jobs 1) and in worker processes (--jobs N).
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadConfig } from '../config/load';
-import type { ExperimentConfig } from '../config/schema';
-import { UserError } from '../errors';
-import { evaluateRun } from '../eval/evaluate';
-import { train, type TrainProgress } from '../train/trainer';
-import { readCheckpointSidecar } from '../train/checkpoint';
-import { runLayout } from '../runs/run-dir';
+import { loadConfig } from '../../config/load';
+import type { ExperimentConfig } from '../../config/schema';
+import { UserError } from '../../errors';
+import { evaluateRun } from '../eval';
+import { train, type TrainProgress } from '../train';
+import { readCheckpointSidecar } from '../../runs/checkpoint';
+import { runLayout } from '../../runs/run-dir';
 import { candidateConfig, candidatesRoot } from './candidates';
-import { PROBE_CONFIG_FILE, readCandidate, readState, writeCandidate, type CandidateRecord } from './state';
+import { PROBE_CONFIG_FILE, readCandidate, readState, writeCandidate, type CandidateRecord } from '../../runs/probe-files';
 
 export type CandidateOutcome = 'done' | 'interrupted';
 

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import { train } from '../../src/train/trainer';
-import { evaluateRun, formatEps, attackParams } from '../../src/eval/evaluate';
-import { confusionTendency } from '../../src/eval/confusion';
+import { train } from '../../src/jobs/train';
+import { evaluateRun, attackParams } from '../../src/jobs/eval';
+import { formatEps } from '../../src/report/eval-tables';
+import { confusionTendency } from '../../src/report/confusion';
 import { UserError } from '../../src/errors';
 import { tinyConfig } from '../helpers/configs';
 
@@ -41,11 +42,18 @@ test('eval resumes from its state file and ends with the same table as an uninte
   const req = { runDir, checkpoint: 'best', attacks: ['pgd', 'nifgsm'], eps: 0.1, steps: 3, n: 128, batchSize: 32, seed: 5 };
   const full = await evaluateRun(req);
   let batches = 0;
-  const cut = await evaluateRun(req, { shouldStop: () => ++batches >= 2 });
+  // `fresh`: the identical finished evaluation above would otherwise be reused as it is.
+  const cut = await evaluateRun(req, { fresh: true, shouldStop: () => batches >= 2, progress: { onBatch: () => void batches++ } });
   assert.equal(cut.report, null, 'interrupted after 2 of 4 batches');
+  assert.ok(cut.interrupted);
   let resumedFrom = -1;
   const resumed = await evaluateRun(req, { progress: { onStart: (i) => void (resumedFrom = i.resumedBatches) } });
   assert.equal(resumedFrom, 2);
+  assert.equal(resumed.reused, false);
+  assert.notEqual(resumed.files[0], full.files[0], 'a second report (fresh) beside the first');
+  const again = await evaluateRun(req);
+  assert.ok(again.reused, 'the same request again reuses the newest report');
+  assert.deepEqual(again.files, resumed.files);
   const a = full.report!;
   const b = resumed.report!;
   assert.equal(b.clean_acc, a.clean_acc);

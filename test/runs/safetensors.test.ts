@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeSafetensors, encodeSafetensors, type NamedSafeTensor } from '../../src/train/safetensors';
+import { decodeSafetensors, encodeSafetensors, type NamedSafeTensor } from '../../src/runs/safetensors';
 import { UserError } from '../../src/errors';
 
 const FILE = 'model.safetensors';

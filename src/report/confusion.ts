@@ -1,5 +1,5 @@
 // The paper's Table 5: for each true class, the most frequent wrong predictions under an attack.
-import type { ConfusionTendency } from './report-types';
+import type { ConfusionTendency } from '../runs/eval-report';
 
 export function confusionTendency(attack: string, labels: ArrayLike<number>, preds: ArrayLike<number>, classNames: string[], top = 4): ConfusionTendency {
   const k = classNames.length;
@@ -18,9 +18,16 @@ export function confusionTendency(attack: string, labels: ArrayLike<number>, pre
 }
 
 export function confusionMarkdown(c: ConfusionTendency): string {
-  const lines = [`## Adversarial predictions under ${c.attack} (top wrong classes per true class)`, '', '| true class | 1st | 2nd | 3rd | 4th |', '| --- | --- | --- | --- | --- |'];
+  const lines = [
+    `## Adversarial predictions under ${c.attack} (top wrong classes per true class)`,
+    '',
+    'Each cell: the predicted class (number of test examples of the true class predicted as it).',
+    '',
+    '| true class | 1st | 2nd | 3rd | 4th |',
+    '| --- | --- | --- | --- | --- |',
+  ];
   for (const r of c.rows) {
-    const cells = [0, 1, 2, 3].map((i) => (r.top[i] ? `${r.top[i].predicted} ${r.top[i].count}` : ''));
+    const cells = [0, 1, 2, 3].map((i) => (r.top[i] ? `${r.top[i].predicted} (${r.top[i].count})` : ''));
     lines.push(`| ${r.trueClass} | ${cells.join(' | ')} |`);
   }
   return lines.join('\n');

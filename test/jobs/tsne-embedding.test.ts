@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/engine/rng';
-import { conditionalProbabilities, jointProbabilities, pairwiseSqDistances, tsne, tsneKlAndGradient } from '../../src/report/tsne';
+import { conditionalProbabilities, jointProbabilities, pairwiseSqDistances, tsne, tsneKlAndGradient } from '../../src/jobs/tsne-embedding';
 import { niceTicks, parseMarkers, renderFigure } from '../../src/report/svg';
 
 function clusters(perClass: number, classes: number, d: number, spread: number, seed = 1): { data: Float64Array; labels: number[] } {

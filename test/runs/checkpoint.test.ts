@@ -17,8 +17,8 @@ import {
   toTorchLayout,
   type CheckpointInfo,
   type OptimizerSlot,
-} from '../../src/train/checkpoint';
-import { decodeSafetensors } from '../../src/train/safetensors';
+} from '../../src/runs/checkpoint';
+import { decodeSafetensors } from '../../src/runs/safetensors';
 
 let tmp: string;
 before(async () => {

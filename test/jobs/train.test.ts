@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { tf } from '../../src/engine/tf';
-import { train } from '../../src/train/trainer';
+import { train } from '../../src/jobs/train';
 import { readMetrics } from '../../src/runs/metrics';
 import { runLayout } from '../../src/runs/run-dir';
 import { tinyConfig } from '../helpers/configs';

@@ -23,7 +23,7 @@ import { tf } from '../engine/tf';
 import { UserError } from '../errors';
 import type { NamedParam, ParamKind } from '../models/types';
 import { decodeSafetensors, encodeSafetensors, type NamedSafeTensor, type SafeTensor } from './safetensors';
-import { fsyncDir, removeStaleTempFiles, tempPathFor, writeFileAtomic, writeJsonAtomic } from '../runs/atomic';
+import { fsyncDir, removeStaleTempFiles, tempPathFor, writeFileAtomic, writeJsonAtomic } from './atomic';
 
 export const CHECKPOINT_FORMAT = 'ibrar-checkpoint/1';
 
@@ -52,6 +52,8 @@ export const checkpointSidecarSchema = z
     rngState: z.record(z.tuple([u32, u32, u32, u32])),
     /** configHash() of the resolved config the run was started with. */
     configHash: z.string(),
+    /** SHA-256 of the run's config.yaml as written; resume refuses a changed file (absent in older checkpoints). */
+    configFileSha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lowercase hex digits').optional(),
     metrics: z.record(z.number().nullable().transform((v) => (v === null ? NaN : v))),
     /** Channel mask (one 0/1 entry per channel of the mask tap) to apply at eval, if any. */
     mask: z.array(z.number()).optional(),
@@ -72,7 +74,7 @@ export type CheckpointFileRef = z.infer<typeof fileRef>;
 /** What the caller supplies; the rest of the sidecar is filled in by saveCheckpoint. */
 export type CheckpointInfo = Pick<
   CheckpointSidecar,
-  'arch' | 'epoch' | 'step' | 'globalStep' | 'rngState' | 'configHash' | 'metrics' | 'mask' | 'state'
+  'arch' | 'epoch' | 'step' | 'globalStep' | 'rngState' | 'configHash' | 'configFileSha256' | 'metrics' | 'mask' | 'state'
 >;
 
 /** One optimizer slot (e.g. `<param>.momentum_buffer`), data in tfjs layout. */
@@ -145,39 +147,42 @@ export function tfjsShape(shape: readonly number[], kind: ParamKind): number[] {
   return [...shape];
 }
 
-/** tfjs [kh,kw,in,out] → PyTorch [out,in,kh,kw]; [in,out] → [out,in]; vectors copied. */
-export function toTorchLayout(data: Float32Array, shape: readonly number[], kind: ParamKind): Float32Array {
-  const out = new Float32Array(data.length);
+/**
+ * For each element of a tfjs-layout tensor (index in tfjs order), its index in PyTorch order:
+ * conv [kh,kw,in,out] ↔ [out,in,kh,kw], linear [in,out] ↔ [out,in], vectors unchanged.
+ */
+function torchIndexMap(shape: readonly number[], kind: ParamKind): Int32Array | null {
+  if (kind === 'vector') return null;
+  const size = shape.reduce((a, b) => a * b, 1);
+  const map = new Int32Array(size);
   if (kind === 'conv') {
     const [kh, kw, ci, co] = shape;
     for (let y = 0; y < kh; y++)
       for (let x = 0; x < kw; x++)
         for (let i = 0; i < ci; i++)
-          for (let o = 0; o < co; o++) out[((o * ci + i) * kh + y) * kw + x] = data[((y * kw + x) * ci + i) * co + o];
-  } else if (kind === 'linear') {
-    const [ni, no] = shape;
-    for (let i = 0; i < ni; i++) for (let o = 0; o < no; o++) out[o * ni + i] = data[i * no + o];
+          for (let o = 0; o < co; o++) map[((y * kw + x) * ci + i) * co + o] = ((o * ci + i) * kh + y) * kw + x;
   } else {
-    out.set(data);
+    const [ni, no] = shape;
+    for (let i = 0; i < ni; i++) for (let o = 0; o < no; o++) map[i * no + o] = o * ni + i;
   }
+  return map;
+}
+
+/** tfjs [kh,kw,in,out] → PyTorch [out,in,kh,kw]; [in,out] → [out,in]; vectors copied. */
+export function toTorchLayout(data: Float32Array, shape: readonly number[], kind: ParamKind): Float32Array {
+  const map = torchIndexMap(shape, kind);
+  if (!map) return Float32Array.from(data);
+  const out = new Float32Array(data.length);
+  for (let k = 0; k < map.length; k++) out[map[k]] = data[k];
   return out;
 }
 
 /** Inverse of toTorchLayout; `shape` is the tfjs shape wanted. */
 export function fromTorchLayout(data: Float32Array, shape: readonly number[], kind: ParamKind): Float32Array {
+  const map = torchIndexMap(shape, kind);
+  if (!map) return Float32Array.from(data);
   const out = new Float32Array(data.length);
-  if (kind === 'conv') {
-    const [kh, kw, ci, co] = shape;
-    for (let y = 0; y < kh; y++)
-      for (let x = 0; x < kw; x++)
-        for (let i = 0; i < ci; i++)
-          for (let o = 0; o < co; o++) out[((y * kw + x) * ci + i) * co + o] = data[((o * ci + i) * kh + y) * kw + x];
-  } else if (kind === 'linear') {
-    const [ni, no] = shape;
-    for (let i = 0; i < ni; i++) for (let o = 0; o < no; o++) out[i * no + o] = data[o * ni + i];
-  } else {
-    out.set(data);
-  }
+  for (let k = 0; k < map.length; k++) out[k] = data[map[k]];
   return out;
 }
 

@@ -1,0 +1,458 @@
+// The training job: a readable story on top of openRun. One run dir per run; every epoch
+// appends a metrics row and writes the `last` checkpoint (and `best` by test accuracy);
+// `train.checkpointEvery` adds mid-epoch recovery points; resume is exact. When training is
+// done, the evaluation the config asks for (`eval.attacks`) runs on the same model.
+import * as fs from 'fs';
+import * as path from 'path';
+import { createHash } from 'crypto';
+import { z } from 'zod';
+import { tf } from '../engine/tf';
+import type { BackendInfo } from '../engine/backend';
+import type { ExperimentConfig } from '../config/schema';
+import { UserError } from '../errors';
+import { trainBatches, testBatches, toTensors, stepsPerEpoch, type Batch, type Split } from '../data';
+import type { Model } from '../models/types';
+import { correctCount } from '../train/objectives/losses';
+import { learningRateAt } from '../train/optimizer';
+import { constantMaskHook } from '../ib/hooks';
+import { TrainStepper, NonFiniteLossError } from '../train/step';
+import { EPOCH_COLUMNS, type EpochRecord } from '../runs/records';
+import { saveCheckpoint, readCheckpointSidecar, sidecarPath, type CheckpointSidecar } from '../runs/checkpoint';
+import { acquireRunLock, type RunLock } from '../runs/lock';
+import { MetricsWriter } from '../runs/metrics';
+import { configHash } from '../runs/config-hash';
+import { createRunLogger, type RunLogger } from '../runs/logger';
+import type { RunLayout } from '../runs/run-dir';
+import { openRun, inConfigFile, type OpenedRun } from './open-run';
+import { TrainingMonitor } from './monitor';
+import { evaluate, evalRequestFromConfig, type EvalOutcome, type EvalProgress } from './eval';
+
+export { NonFiniteLossError };
+
+export interface TrainProgress {
+  onStart?(info: { runDir: string; backend: BackendInfo; stepsPerEpoch: number; epochs: number; startEpoch: number; startStep: number }): void;
+  onEpochStart?(epoch: number, stepsPerEpoch: number, startStep: number): void;
+  onStep?(info: { epoch: number; step: number; loss: number; acc: number; imagesPerSec: number }): void;
+  onEpochEnd?(record: EpochRecord): void;
+  onInterrupted?(info: { runDir: string; epoch: number; step: number }): void;
+  /** The run's training was already complete (a `--resume` of a finished run). */
+  onFinished?(info: { runDir: string; epochs: number }): void;
+  /** Notes for the user (e.g. a dataset being fetched). */
+  onNote?(message: string): void;
+}
+
+export interface TrainRequest {
+  cfg?: ExperimentConfig;
+  /** Continue the run in this directory from its newest checkpoint that verifies. */
+  resumeDir?: string;
+  /** Resume even though config.yaml changed since the checkpoint (recorded in the run's log). */
+  force?: boolean;
+  /** The YAML file `cfg` came from, named in errors about config values found after loading. */
+  configFile?: string;
+  progress?: TrainProgress;
+  evalProgress?: EvalProgress;
+  /** Polled after every step (and between attack iterations); true makes the job save and return. */
+  shouldStop?: () => boolean;
+}
+
+export interface TrainResult {
+  runDir: string;
+  records: EpochRecord[];
+  interrupted: boolean;
+  /** The training was already complete when the job started (nothing was trained). */
+  alreadyFinished: boolean;
+  bestTestAcc: number;
+  lastMask: number[] | null;
+  /** The end-of-training evaluation (null when the config asks for none or it was interrupted first). */
+  evaluation: EvalOutcome | null;
+}
+
+/** Running sums within an epoch; saved in mid-epoch checkpoints so resume is exact. */
+const accumulatorSchema = z
+  .object({
+    steps: z.number().int().min(0),
+    seen: z.number().int().min(0),
+    correct: z.number().int().min(0),
+    lossSum: z.number(),
+    nanSkipped: z.number().int().min(0),
+    seconds: z.number().min(0),
+    logSums: z.record(z.number()),
+  })
+  .strict();
+type EpochAccumulator = z.infer<typeof accumulatorSchema>;
+
+function emptyAccumulator(): EpochAccumulator {
+  return { steps: 0, seen: 0, correct: 0, lossSum: 0, nanSkipped: 0, seconds: 0, logSums: {} };
+}
+
+/** What the trainer keeps in the checkpoint sidecar's `state` to resume exactly. */
+const resumeStateSchema = z
+  .object({
+    optimizerStarted: z.boolean(),
+    bestTestAcc: z.number(),
+    /** Partial sums of the epoch in progress (mid-epoch checkpoints only). */
+    accumulator: accumulatorSchema.nullable(),
+    /** `--force` resumes with a changed config.yaml, in order. */
+    forced: z.array(z.object({ at: z.string(), checkpointConfig: z.string(), runConfig: z.string() }).strict()).default([]),
+  })
+  .strict();
+type ResumeState = z.infer<typeof resumeStateSchema>;
+
+function sha256File(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/**
+ * Everything a resume relies on, checked before any file of the run changes: the trainer's state
+ * in the sidecar, the position within the config's epochs, and the config itself.
+ */
+function validateResume(run: OpenedRun, sidecar: CheckpointSidecar, perEpoch: number, force: boolean): { state: ResumeState; forcedNow: ResumeState['forced'][number] | null } {
+  const { cfg } = run;
+  const file = sidecarPath(run.checkpoint!.dir, run.checkpoint!.tag);
+  const parsed = resumeStateSchema.safeParse(sidecar.state ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UserError(`invalid trainer state in the checkpoint: ${issue.message}`, file, ['state', ...issue.path].join('.'));
+  }
+  const state = parsed.data;
+  if (sidecar.epoch > cfg.train.epochs) throw new UserError(`the checkpoint is at epoch ${sidecar.epoch}, beyond the config's ${cfg.train.epochs} epochs`, file, 'epoch');
+  if (sidecar.step >= perEpoch) throw new UserError(`the checkpoint is at step ${sidecar.step} of an epoch that has ${perEpoch} steps`, file, 'step');
+  if (sidecar.step > 0 && (sidecar.epoch === cfg.train.epochs || !state.accumulator)) {
+    throw new UserError('a mid-epoch checkpoint must lie inside the training and carry the epoch sums', file, 'state.accumulator');
+  }
+  const layout = run.layout!;
+  let forcedNow: ResumeState['forced'][number] | null = null;
+  const changed = sidecar.configFileSha256 !== undefined && sidecar.configFileSha256 !== sha256File(layout.config);
+  if (changed) {
+    if (!force) {
+      throw new UserError(
+        `config.yaml changed since this checkpoint was written; resuming would mix two configs in one run. ` +
+          `Start a new run, or resume anyway with --force (recorded in the run)`,
+        layout.config,
+      );
+    }
+    forcedNow = { at: new Date().toISOString(), checkpointConfig: sidecar.configFileSha256!, runConfig: sha256File(layout.config) };
+  }
+  return { state, forcedNow };
+}
+
+interface Session {
+  run: OpenedRun;
+  cfg: ExperimentConfig;
+  layout: RunLayout;
+  model: Model;
+  stepper: TrainStepper;
+  metrics: MetricsWriter;
+  log: RunLogger;
+  lock: RunLock;
+  hash: string;
+  configFileSha256: string;
+  lastMask: Float32Array | null;
+  bestTestAcc: number;
+  globalStep: number;
+  forced: ResumeState['forced'];
+}
+
+/** Clean accuracy in eval mode, streamed in batches (with the stored mask when `applyAtEval`). */
+export async function evaluateClean(model: Model, split: Split, batchSize: number, mask: Float32Array | null): Promise<number> {
+  let correct = 0;
+  const hook = mask ? constantMaskHook(mask) : undefined;
+  for (const batch of testBatches(split, batchSize)) {
+    const count = tf.tidy(() => {
+      const { x, y } = toTensors(batch, 0);
+      const { logits } = model.forward(x, { training: false, channelMask: hook });
+      return correctCount(logits, y);
+    });
+    try {
+      correct += (await count.data())[0];
+    } finally {
+      count.dispose();
+    }
+  }
+  return split.n === 0 ? 0 : correct / split.n;
+}
+
+async function checkpoint(s: Session, tag: string, epoch: number, stepInEpoch: number, acc: EpochAccumulator | null, metricsRecord: Record<string, number>): Promise<void> {
+  const state: ResumeState = { optimizerStarted: s.stepper.optimizer.hasStarted, bestTestAcc: s.bestTestAcc, accumulator: acc, forced: s.forced };
+  try {
+    await saveCheckpoint(s.layout.checkpoints, tag, {
+      params: s.model.params,
+      optimizerState: await s.stepper.optimizer.exportState(),
+      sidecar: {
+        arch: s.cfg.model.arch,
+        epoch,
+        step: stepInEpoch,
+        globalStep: s.globalStep,
+        // Randomness is derived statelessly from (seed, epoch, step), so no stream needs saving.
+        rngState: {},
+        configHash: s.hash,
+        configFileSha256: s.configFileSha256,
+        metrics: metricsRecord,
+        mask: s.lastMask ? Array.from(s.lastMask) : undefined,
+        state: state as unknown as Record<string, unknown>,
+      },
+    });
+  } catch (err) {
+    // Disk full, quota, read-only filesystem...: not a bug. Every file is written to a temp
+    // name and renamed, so the previously committed checkpoint is untouched.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string') throw err;
+    const prev = sidecarPath(s.layout.checkpoints, tag);
+    throw new UserError(
+      `cannot write checkpoint '${tag}' (${(err as Error).message}); ` +
+        (fs.existsSync(prev) ? `the previous checkpoint ${prev} is intact` : 'no earlier checkpoint exists') +
+        `. Free space or fix the folder, then continue with: ibrar train --resume ${s.layout.dir}`,
+      s.layout.checkpoints,
+    );
+  }
+}
+
+async function trainStep(s: Session, batch: Batch, epoch: number, step: number, acc: EpochAccumulator): Promise<void> {
+  const out = await s.stepper.step(batch, epoch, step);
+  if (out.skipped) {
+    acc.nanSkipped++;
+    s.log.warn({ epoch: epoch + 1, step: step + 1, loss: out.loss }, 'non-finite loss or gradient: batch skipped');
+    return;
+  }
+  if (out.mask) s.lastMask = out.mask;
+  acc.steps++;
+  acc.seen += out.n;
+  acc.correct += out.correct;
+  acc.lossSum += out.loss;
+  for (const [k, v] of Object.entries(out.logs)) acc.logSums[k] = (acc.logSums[k] ?? 0) + v;
+  s.globalStep++;
+}
+
+async function finishEpoch(s: Session, epoch: number, acc: EpochAccumulator, lr: number): Promise<EpochRecord> {
+  const testAcc = await evaluateClean(s.model, s.run.dataset.test, s.cfg.train.evalBatchSize, s.cfg.ib.mask.applyAtEval ? s.lastMask : null);
+  const steps = Math.max(acc.steps, 1);
+  const record: EpochRecord = {
+    epoch,
+    lr,
+    train_loss: acc.lossSum / steps,
+    train_acc: acc.seen ? acc.correct / acc.seen : 0,
+    test_acc: testAcc,
+    seconds: acc.seconds,
+    images_per_sec: acc.seconds > 0 ? acc.seen / acc.seconds : 0,
+    nan_skipped: acc.nanSkipped,
+  };
+  for (const [k, v] of Object.entries(acc.logSums)) record[k] = v / steps;
+  return record;
+}
+
+/** Open (or resume) the run, validating everything before any file of it changes. */
+async function openSession(req: TrainRequest): Promise<{ session: Session; sidecar: CheckpointSidecar | null; forcedNow: ResumeState['forced'][number] | null }> {
+  const onNote = (msg: string) => req.progress?.onNote?.(msg);
+  let run: OpenedRun;
+  if (req.resumeDir) run = await openRun({ kind: 'existing', runDir: req.resumeDir, checkpoint: 'resume' }, { onNote });
+  else if (req.cfg) run = await openRun({ kind: 'new', cfg: req.cfg, configFile: req.configFile }, { onNote });
+  else throw new UserError('train needs a config or a run directory to resume');
+  for (const problem of run.skippedCheckpoints) onNote(`checkpoint skipped: ${problem}`);
+
+  const { cfg } = run;
+  const perEpoch = stepsPerEpoch(run.dataset.train.n, cfg.train.batchSize);
+  let stepper: TrainStepper | null = null;
+  let lock: RunLock | null = null;
+  let log: RunLogger | null = null;
+  try {
+    try {
+      stepper = new TrainStepper(cfg, run.model, run.dataset.numClasses);
+    } catch (err) {
+      throw inConfigFile(err, run.configFile);
+    }
+    const sidecar = run.checkpoint?.sidecar ?? null;
+    let resume: { state: ResumeState; forcedNow: ResumeState['forced'][number] | null } = {
+      state: { optimizerStarted: false, bestTestAcc: -1, accumulator: null, forced: [] },
+      forcedNow: null,
+    };
+    if (sidecar) resume = validateResume(run, sidecar, perEpoch, Boolean(req.force));
+    else if (req.resumeDir) onNote(`no checkpoint in ${run.layout!.checkpoints} yet: starting this run from the beginning`);
+
+    // From here on the run directory is written to.
+    const layout = run.createDir();
+    lock = acquireRunLock(layout);
+    if (sidecar) stepper.optimizer.importState(run.checkpoint!.optimizerState, resume.state.optimizerStarted);
+    const completed = sidecar ? sidecar.epoch : 0;
+    const metrics = MetricsWriter.open(layout, { columns: [...EPOCH_COLUMNS], truncateAfterEpoch: completed });
+    log = createRunLogger(layout);
+    const hash = configHash(cfg);
+    if (sidecar && sidecar.configFileSha256 === undefined && sidecar.configHash !== hash) {
+      log.warn({ saved: sidecar.configHash, now: hash }, 'config hash differs from the checkpoint (written by an older ibrar; config.yaml may have changed)');
+    }
+    if (resume.forcedNow) log.warn({ ...resume.forcedNow }, 'resumed with --force although config.yaml changed since the checkpoint');
+    const session: Session = {
+      run,
+      cfg,
+      layout,
+      model: run.model,
+      stepper,
+      metrics,
+      log,
+      lock,
+      hash,
+      configFileSha256: sha256File(layout.config),
+      lastMask: sidecar?.mask ? Float32Array.from(sidecar.mask) : null,
+      bestTestAcc: resume.state.bestTestAcc,
+      globalStep: sidecar?.globalStep ?? 0,
+      forced: resume.forcedNow ? [...resume.state.forced, resume.forcedNow] : resume.state.forced,
+    };
+    log.info({ backend: run.backend, config: cfg, resume: Boolean(req.resumeDir), configHash: hash }, 'session opened');
+    return { session, sidecar, forcedNow: resume.forcedNow };
+  } catch (err) {
+    await log?.close();
+    lock?.release();
+    stepper?.dispose();
+    run.dispose();
+    throw err;
+  }
+}
+
+function closeSession(s: Session): Promise<void> {
+  s.metrics.close();
+  s.lock.release();
+  s.stepper.dispose();
+  return s.log.close();
+}
+
+/** Train (or resume), then run the config's evaluation on the trained model. */
+export async function train(req: TrainRequest): Promise<TrainResult> {
+  const { session: s, sidecar } = await openSession(req);
+  const { cfg } = s;
+  const records: EpochRecord[] = [];
+  const perEpoch = stepsPerEpoch(s.run.dataset.train.n, cfg.train.batchSize);
+  const result = (interrupted: boolean, alreadyFinished = false): TrainResult => ({
+    runDir: s.layout.dir,
+    records,
+    interrupted,
+    alreadyFinished,
+    bestTestAcc: s.bestTestAcc,
+    lastMask: s.lastMask ? Array.from(s.lastMask) : null,
+    evaluation: null,
+  });
+  let sessionOpen = true;
+  try {
+    const alreadyFinished = Boolean(sidecar && sidecar.epoch >= cfg.train.epochs && sidecar.step === 0);
+    let out: TrainResult;
+    if (alreadyFinished) {
+      req.progress?.onFinished?.({ runDir: s.layout.dir, epochs: cfg.train.epochs });
+      out = result(false, true);
+    } else {
+      out = await trainLoop(s, sidecar, records, perEpoch, req, result);
+    }
+    if (out.interrupted || cfg.eval.attacks.length === 0) return out;
+    // The evaluation reads nothing of the training session but the run dir and the model.
+    sessionOpen = false;
+    await closeSession(s);
+    const evalReq = evalRequestFromConfig(cfg);
+    s.run.useCheckpoint(evalReq.checkpoint);
+    out.evaluation = await evaluate(s.run, evalReq, { progress: req.evalProgress, shouldStop: req.shouldStop });
+    if (out.evaluation.interrupted) out.interrupted = true;
+    return out;
+  } finally {
+    if (sessionOpen) await closeSession(s).catch(() => undefined);
+    s.run.dispose();
+  }
+}
+
+async function trainLoop(
+  s: Session,
+  sidecar: CheckpointSidecar | null,
+  records: EpochRecord[],
+  perEpoch: number,
+  req: TrainRequest,
+  result: (interrupted: boolean) => TrainResult,
+): Promise<TrainResult> {
+  const { cfg } = s;
+  // Held-out monitoring (train.monitor): information plane, adversarial accuracy per epoch.
+  const monitor = await TrainingMonitor.open({ cfg, runDir: s.layout.dir, dataset: s.run.dataset, model: s.model, globalStep: s.globalStep, completedEpochs: sidecar ? sidecar.epoch : 0, stepsPerEpoch: perEpoch });
+  // A checkpoint mid-epoch stores its epoch (0-based, in progress) and the next step.
+  let epoch = sidecar ? sidecar.epoch : 0;
+  let startStep = sidecar && sidecar.step > 0 ? sidecar.step : 0;
+  const saved = sidecar ? resumeStateSchema.parse(sidecar.state ?? {}) : null;
+  let acc: EpochAccumulator = sidecar && sidecar.step > 0 && saved?.accumulator ? saved.accumulator : emptyAccumulator();
+  req.progress?.onStart?.({ runDir: s.layout.dir, backend: s.run.backend, stepsPerEpoch: perEpoch, epochs: cfg.train.epochs, startEpoch: epoch, startStep });
+  try {
+    for (; epoch < cfg.train.epochs; epoch++) {
+      const lr = learningRateAt(epoch, cfg.train.lr, cfg.train.schedule);
+      s.stepper.optimizer.lr = lr;
+      req.progress?.onEpochStart?.(epoch + 1, perEpoch, startStep);
+      const batches = trainBatches(s.run.dataset.train, {
+        batchSize: cfg.train.batchSize,
+        seed: cfg.seed,
+        epoch,
+        shuffle: true,
+        augment: cfg.data.augment,
+        startStep,
+      });
+      for (const batch of batches) {
+        const t0 = process.hrtime.bigint();
+        await trainStep(s, batch, epoch, batch.step, acc);
+        acc.seconds += Number(process.hrtime.bigint() - t0) / 1e9;
+        await monitor?.afterStep(s.globalStep, epoch, batch.step, s.lastMask);
+        req.progress?.onStep?.({
+          epoch: epoch + 1,
+          step: batch.step + 1,
+          loss: acc.lossSum / Math.max(acc.steps, 1),
+          acc: acc.seen ? acc.correct / acc.seen : 0,
+          imagesPerSec: acc.seconds > 0 ? acc.seen / acc.seconds : 0,
+        });
+        // Steps are synchronous compute; without a macrotask turn, SIGINT/SIGTERM handlers
+        // (and anything else on the event loop) would only run after the whole training.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const nextStep = batch.step + 1;
+        const every = cfg.train.checkpointEvery;
+        const stop = req.shouldStop?.() ?? false;
+        if (nextStep < perEpoch && (stop || (every && s.globalStep % every === 0))) {
+          await checkpoint(s, 'last', epoch, nextStep, acc, {});
+          s.log.info({ epoch: epoch + 1, step: nextStep, globalStep: s.globalStep }, 'mid-epoch checkpoint');
+        }
+        if (stop && nextStep < perEpoch) {
+          req.progress?.onInterrupted?.({ runDir: s.layout.dir, epoch: epoch + 1, step: nextStep });
+          return result(true);
+        }
+      }
+      const record = await finishEpoch(s, epoch + 1, acc, lr);
+      records.push(record);
+      s.metrics.append(record);
+      const improved = record.test_acc > s.bestTestAcc;
+      if (improved) s.bestTestAcc = record.test_acc;
+      // `best` first: a kill between the two saves re-runs this epoch, which rewrites `best`;
+      // the other order could leave `last` claiming a best epoch that `best` never got.
+      if (improved) await checkpoint(s, 'best', epoch + 1, 0, null, record);
+      await checkpoint(s, 'last', epoch + 1, 0, null, record);
+      s.log.info({ ...record }, 'epoch');
+      req.progress?.onEpochEnd?.(record);
+      acc = emptyAccumulator();
+      startStep = 0;
+      if (req.shouldStop?.() && epoch + 1 < cfg.train.epochs) {
+        req.progress?.onInterrupted?.({ runDir: s.layout.dir, epoch: epoch + 2, step: 0 });
+        return result(true);
+      }
+    }
+    return result(false);
+  } catch (err) {
+    try {
+      s.log.error({ err: (err as Error).message, epoch: epoch + 1 }, 'training failed');
+    } catch {
+      // The log may be on the disk that just filled up; the error itself matters more.
+    }
+    if (err instanceof NonFiniteLossError) {
+      const last = path.join(s.layout.checkpoints, 'last.json');
+      let at = '';
+      try {
+        const sc = readCheckpointSidecar(s.layout.checkpoints, 'last');
+        at = sc.step > 0 ? ` (epoch ${sc.epoch + 1}, after step ${sc.step})` : ` (end of epoch ${sc.epoch})`;
+      } catch {
+        // no readable checkpoint: said below
+      }
+      err.message += fs.existsSync(last) ? `; the last good checkpoint is ${last}${at}` : '; no checkpoint was written yet';
+    }
+    const io = err as NodeJS.ErrnoException;
+    if (!(err instanceof UserError) && typeof io.code === 'string' && io.syscall) {
+      // A file-system failure outside the checkpoint (metrics, log: disk full, quota...) is
+      // not a bug; the committed checkpoint is untouched.
+      throw new UserError(`${io.message}; the last checkpoint is intact. Fix it, then continue with: ibrar train --resume ${s.layout.dir}`, io.path ?? s.layout.dir);
+    }
+    throw err;
+  }
+}
