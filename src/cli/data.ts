@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { FETCHABLE, MANUAL_DATASETS, VERIFIABLE } from '../data/names';
 import { defaultContext } from './context';
 
 interface FetchArgs {
@@ -19,10 +20,10 @@ function defaultRoot(dir?: string): string {
 
 const fetchCommand: CommandModule<object, FetchArgs> = {
   command: 'fetch <name>',
-  describe: 'download a dataset and verify it against the official SHA-256 hashes',
+  describe: 'download a dataset and verify it against the official SHA-256 hashes (cifar100, svhn, tiny-imagenet: says where to get the files)',
   builder: (y) =>
     y
-      .positional('name', { type: 'string', choices: ['cifar10', 'mnist', 'fashion-mnist'], demandOption: true })
+      .positional('name', { type: 'string', choices: [...FETCHABLE, ...MANUAL_DATASETS], demandOption: true })
       .option('dir', { type: 'string', describe: 'data root (default: $IBRAR_DATA or ./data)' }) as never,
   handler: async (args) => {
     const ctx = defaultContext(args.debug);
@@ -61,7 +62,7 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
   describe: 'check a dataset on disk: counts, shapes, per-class counts and official checksums',
   builder: (y) =>
     y
-      .option('dataset', { type: 'string', demandOption: true, choices: ['cifar10', 'cifar100', 'mnist', 'fashion-mnist'] })
+      .option('dataset', { type: 'string', demandOption: true, choices: VERIFIABLE })
       .option('root', { type: 'string', describe: 'data root (default: $IBRAR_DATA or ./data)' })
       .option('json', { type: 'boolean', default: false }) as never,
   handler: async (args) => {

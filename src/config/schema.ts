@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { BACKENDS } from '../engine/backends';
 
-export const DATASETS = ['cifar10', 'cifar100', 'mnist', 'fashion-mnist', 'synthetic'] as const;
+export const DATASETS = ['cifar10', 'cifar100', 'mnist', 'fashion-mnist', 'svhn', 'tiny-imagenet', 'synthetic'] as const;
 export const ARCHS = ['small-cnn', 'vgg16', 'resnet18', 'wrn'] as const;
 export const TRAIN_METHODS = ['ce', 'pgd-at', 'trades', 'mart', 'hbar', 'vib'] as const;
 
@@ -44,6 +44,8 @@ const dataSchema = z
      * use the last `holdout` test images as the test set and the rest for training.
      */
     splitFromTest: z.number().int().positive().optional(),
+    /** SVHN only: append the 531,131 `extra_32x32.mat` images to the training split. */
+    svhnExtra: z.boolean().default(false),
     trainSubset: subset.optional(),
     testSubset: subset.optional(),
     augment: z
@@ -303,6 +305,9 @@ export const experimentSchema = experimentObject
   .superRefine((cfg, ctx) => {
     if (cfg.train.method === 'vib' && cfg.model.head !== 'vib') {
       ctx.addIssue({ code: 'custom', path: ['model', 'head'], message: "train.method 'vib' needs model.head: vib" });
+    }
+    if (cfg.data.svhnExtra && cfg.data.dataset !== 'svhn') {
+      ctx.addIssue({ code: 'custom', path: ['data', 'svhnExtra'], message: `applies to dataset svhn only (this config uses ${cfg.data.dataset})` });
     }
     if (cfg.train.method === 'hbar' && cfg.ib.enabled) {
       ctx.addIssue({ code: 'custom', path: ['ib', 'enabled'], message: "train.method 'hbar' brings its own HSIC terms (train.hbar); set ib.enabled: false" });

@@ -63,6 +63,23 @@ export const FASHION_MNIST_HASHES: Table = {
   't10k-labels-idx1-ubyte': off('0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34', 10008),
 };
 
+/**
+ * SVHN publishes no SHA-256; these are the MD5 sums every SVHN downloader checks (torchvision's
+ * among them), with the file sizes of the release.
+ */
+export const SVHN_MD5: Record<string, { md5: string; bytes?: number }> = {
+  'train_32x32.mat': { md5: 'e26dedcc434d2e4c54c9b2d4a06d8373', bytes: 182040794 },
+  'test_32x32.mat': { md5: 'eb5a983be6a315427106f1b164d9cef3', bytes: 64275384 },
+  'extra_32x32.mat': { md5: 'a93ce644f1a588dc4d68dda5feec44a7' },
+};
+
+export const DATASET_MD5: Record<string, Record<string, { md5: string; bytes?: number }>> = { svhn: SVHN_MD5 };
+
+/** Known MD5 of `file` in `dataset` (for releases that publish no SHA-256). */
+export function knownMd5(dataset: string, file: string): { md5: string; bytes?: number } | undefined {
+  return DATASET_MD5[dataset]?.[file];
+}
+
 export const DATASET_HASHES: Record<string, Table> = {
   cifar10: CIFAR10_HASHES,
   mnist: MNIST_HASHES,

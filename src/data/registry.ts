@@ -27,7 +27,9 @@ import { exists } from './files';
 import { CIFAR100_HOWTO, fetchDataset, type FetchOptions } from './fetch';
 import { loadIdxDataset, MissingDataError } from './mnist';
 import { splitFromTest, takeSubset } from './subset';
+import { readSvhnFiles, svhnDir, SVHN_EXTRA_FILE, SVHN_TEST_FILE, SVHN_TRAIN_FILE } from './svhn';
 import { makeSynthetic } from './synthetic';
+import { findTinyImagenetDir, listTinyTrain, listTinyVal, loadTinySplit, readTinyLayout, TINY_FOLDER } from './tiny-imagenet';
 import type { Dataset, DatasetName, FetchableDataset, ImageShape, Split } from './types';
 
 export interface DatasetInfo {
@@ -46,6 +48,8 @@ const INFO: DatasetInfo[] = [
   { name: 'cifar100', numClasses: 100, shape: [32, 32, 3], folder: 'cifar100', fetchable: false, description: 'CIFAR-100 binary version (train.bin, test.bin), fine labels' },
   { name: 'mnist', numClasses: 10, shape: [28, 28, 1], folder: 'mnist', fetchable: true, description: 'MNIST idx files (train-*, t10k-*; .gz or not)' },
   { name: 'fashion-mnist', numClasses: 10, shape: [28, 28, 1], folder: 'fashion-mnist', fetchable: true, description: 'Fashion-MNIST idx files (train-*, t10k-*; .gz or not)' },
+  { name: 'svhn', numClasses: 10, shape: [32, 32, 3], folder: 'svhn', fetchable: false, description: 'SVHN cropped digits (train_32x32.mat, test_32x32.mat, optional extra_32x32.mat)' },
+  { name: 'tiny-imagenet', numClasses: 200, shape: [64, 64, 3], folder: TINY_FOLDER, fetchable: false, description: 'Tiny ImageNet (tiny-imagenet-200: wnids.txt, train/, val/), decoded once into a cache' },
   { name: 'synthetic', numClasses: 0, shape: null, folder: null, fetchable: false, description: 'seeded class prototypes + Gaussian noise (data.synthetic)' },
 ];
 
@@ -61,6 +65,9 @@ export function resolveDataRoot(root?: string, env: NodeJS.ProcessEnv = process.
 
 export function fetchHint(name: DatasetName, root: string): string {
   if (name === 'cifar100') return CIFAR100_HOWTO.replace('<root>', root);
+  if (name === 'svhn' || name === 'tiny-imagenet') {
+    return `ibrar cannot download ${name}; \`ibrar data fetch ${name} --dir ${root}\` says where to get the official files and where to put them`;
+  }
   const cmd = `Fetch them with \`ibrar data fetch ${name} --dir ${root}\` (or set data.autoFetch: true)`;
   if (name === 'fashion-mnist') {
     return `${cmd}; that needs the official server. Offline: \`apt-get install dataset-fashion-mnist\` and use /usr/share/datasets as the data root`;
@@ -73,6 +80,8 @@ interface RawData {
   test: Split;
   classNames: string[];
   source: string[];
+  /** When the files decide it (Tiny ImageNet: the wnids.txt lines); else the registry's count. */
+  numClasses?: number;
 }
 
 async function readClassNames(file: string, expected: number, fallback: string[]): Promise<string[]> {
@@ -125,8 +134,54 @@ async function loadCifar(
   };
 }
 
-async function loadRaw(name: Exclude<DatasetName, 'synthetic'>, root: string, holdout: number | undefined): Promise<RawData> {
+async function loadSvhn(root: string, holdout: number | undefined, extra: boolean): Promise<RawData> {
+  const dir = svhnDir(root);
+  const trainFiles = extra ? [SVHN_TRAIN_FILE, SVHN_EXTRA_FILE] : [SVHN_TRAIN_FILE];
+  const needed = holdout !== undefined ? [SVHN_TEST_FILE] : [...trainFiles, SVHN_TEST_FILE];
+  const missing: string[] = [];
+  for (const f of needed) if (!(await exists(path.join(dir, f)))) missing.push(f);
+  if (missing.length > 0) throw new MissingDataError(`SVHN files missing in ${dir}: ${missing.join(', ')}. ${fetchHint('svhn', root)}`, 'svhn', dir, missing);
+  const test = await readSvhnFiles([path.join(dir, SVHN_TEST_FILE)]);
+  const classNames = [...MNIST_CLASSES];
+  if (holdout !== undefined) {
+    return {
+      ...splitFromTest(test, holdout, SVHN_TEST_FILE),
+      classNames,
+      source: [`train: images 0..${test.n - holdout - 1} of ${SVHN_TEST_FILE} in ${dir} (data.splitFromTest=${holdout})`, `test: images ${test.n - holdout}..${test.n - 1} of ${SVHN_TEST_FILE}`],
+    };
+  }
+  const train = await readSvhnFiles(trainFiles.map((f) => path.join(dir, f)));
+  return { train, test, classNames, source: [`train: ${trainFiles.join(' + ')} in ${dir} (${train.n} images)`, `test: ${SVHN_TEST_FILE} (${test.n} images)`] };
+}
+
+async function loadTinyImagenet(root: string, holdout: number | undefined, log: (msg: string) => void): Promise<RawData> {
+  const dir = await findTinyImagenetDir(root);
+  if (!dir) {
+    const where = path.join(root, TINY_FOLDER);
+    throw new MissingDataError(`Tiny ImageNet not found: no wnids.txt in ${where} or ${path.join(where, 'tiny-imagenet-200')}. ${fetchHint('tiny-imagenet', root)}`, 'tiny-imagenet', where, ['wnids.txt']);
+  }
+  const layout = await readTinyLayout(dir, root);
+  const trainList = holdout === undefined ? await listTinyTrain(layout) : null;
+  const valList = await listTinyVal(layout);
+  const test = await loadTinySplit(layout, valList, { log });
+  const base = { classNames: layout.classNames, numClasses: layout.wnids.length };
+  if (!trainList) {
+    return {
+      ...base,
+      ...splitFromTest(test, holdout as number, 'the Tiny ImageNet val split'),
+      source: [`train: val images 0..${test.n - (holdout as number) - 1} of ${dir} (data.splitFromTest=${holdout})`, `test: the last ${holdout} val images`],
+    };
+  }
+  const train = await loadTinySplit(layout, trainList, { log });
+  return { ...base, train, test, source: [`train: ${dir}/train (${train.n} images, ${layout.wnids.length} classes)`, `test: ${dir}/val (${test.n} images)`] };
+}
+
+async function loadRaw(cfg: DataConfig, root: string, log: (msg: string) => void): Promise<RawData> {
+  const name = cfg.dataset as Exclude<DatasetName, 'synthetic'>;
+  const holdout = cfg.splitFromTest;
   if (name === 'cifar10' || name === 'cifar100') return loadCifar(name, root, holdout);
+  if (name === 'svhn') return loadSvhn(root, holdout, cfg.svhnExtra);
+  if (name === 'tiny-imagenet') return loadTinyImagenet(root, holdout, log);
   const r = await loadIdxDataset(root, name, holdout, fetchHint(name, root));
   return { ...r, classNames: name === 'mnist' ? [...MNIST_CLASSES] : [...FASHION_MNIST_CLASSES] };
 }
@@ -160,16 +215,16 @@ export async function loadDataset(cfg: DataConfig, seed: number, opts: LoadOptio
   } else {
     const name = cfg.dataset;
     root = resolveDataRoot(cfg.root);
-    numClasses = name === 'cifar100' ? 100 : 10;
     try {
-      raw = await loadRaw(name, root, cfg.splitFromTest);
+      raw = await loadRaw(cfg, root, log);
     } catch (err) {
       const fetchable = name === 'cifar10' || name === 'mnist' || name === 'fashion-mnist';
       if (!(err instanceof MissingDataError) || !cfg.autoFetch || !fetchable) throw err;
       log(`${err.message}\ndata.autoFetch is on: fetching ${name} into ${root}`);
       await fetchDataset(name as FetchableDataset, root, { log, ...opts.fetch });
-      raw = await loadRaw(name, root, cfg.splitFromTest);
+      raw = await loadRaw(cfg, root, log);
     }
+    numClasses = raw.numClasses ?? (INFO.find((i) => i.name === name) as DatasetInfo).numClasses;
   }
   let { train, test } = raw;
   const source = [...raw.source];

@@ -5,7 +5,7 @@
 export type ImageShape = [number, number, number];
 
 /** The datasets `ibrar` knows (same list as the config schema). */
-export type DatasetName = 'cifar10' | 'cifar100' | 'mnist' | 'fashion-mnist' | 'synthetic';
+export type DatasetName = 'cifar10' | 'cifar100' | 'mnist' | 'fashion-mnist' | 'svhn' | 'tiny-imagenet' | 'synthetic';
 
 /** Datasets `fetchDataset` can download or rebuild. */
 export type FetchableDataset = 'cifar10' | 'mnist' | 'fashion-mnist';

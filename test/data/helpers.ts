@@ -25,6 +25,7 @@ export function sharedDataRoot(): string {
 export function dataCfg(over: Partial<DataConfig> & Pick<DataConfig, 'dataset'>): DataConfig {
   return {
     autoFetch: false,
+    svhnExtra: false,
     augment: { cropPadding: 0, horizontalFlip: false },
     synthetic: { height: 8, width: 8, channels: 3, classes: 4, trainSize: 512, testSize: 256, noise: 0.15 },
     ...over,

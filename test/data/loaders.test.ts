@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
+import { DATASETS } from '../../src/config/schema';
 import { listDatasets, loadDataset, resolveDataRoot } from '../../src/data';
 import { CIFAR10_CLASSES, CIFAR100_CLASSES } from '../../src/data/class-names';
 import { encodeIdxImages, encodeIdxLabels } from '../../src/data/idx';
@@ -322,15 +323,21 @@ test('idx encoders write big-endian headers with the official magic numbers', ()
   assert.deepEqual(Array.from(lab), [0, 0, 8, 1, 0, 0, 0, 2, 7, 9]);
 });
 
-test('listDatasets: the five datasets with folders, shapes and which can be fetched', () => {
+test('listDatasets: the seven datasets with folders, shapes and which can be fetched', () => {
   const l = listDatasets();
   assert.deepEqual(l.map((d) => [d.name, d.folder, d.fetchable]), [
     ['cifar10', 'cifar10', true],
     ['cifar100', 'cifar100', false],
     ['mnist', 'mnist', true],
     ['fashion-mnist', 'fashion-mnist', true],
+    ['svhn', 'svhn', false],
+    ['tiny-imagenet', 'tiny-imagenet', false],
     ['synthetic', null, false],
   ]);
   assert.deepEqual(l[2].shape, [28, 28, 1]);
   assert.equal(l[1].numClasses, 100);
+  assert.deepEqual([l[4].shape, l[4].numClasses], [[32, 32, 3], 10]);
+  assert.deepEqual([l[5].shape, l[5].numClasses], [[64, 64, 3], 200]);
+  // The schema's list and the registry's agree (the lead will derive one from the other).
+  assert.deepEqual([...DATASETS].sort(), l.map((d) => d.name).sort());
 });

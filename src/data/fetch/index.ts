@@ -1,13 +1,16 @@
 // `ibrar data fetch <name> --dir <root>`: writes `<root>/<name>/` atomically.
 import * as path from 'path';
 import { UserError } from '../../errors';
+import { FETCHABLE, MANUAL_DATASETS } from '../names';
+import { SVHN_HOWTO } from '../svhn';
+import { TINY_IMAGENET_HOWTO } from '../tiny-imagenet';
 import type { FetchableDataset } from '../types';
 import { fetchCifar10, type FetchOptions, type FetchResult } from './cifar10';
 import { fetchFashionMnist, fetchMnist } from './mnist';
 
 export type { FetchOptions, FetchResult } from './cifar10';
 
-export const FETCHABLE: readonly FetchableDataset[] = ['cifar10', 'mnist', 'fashion-mnist'];
+export { FETCHABLE, MANUAL_DATASETS } from '../names';
 
 export const CIFAR100_HOWTO =
   'CIFAR-100 cannot be fetched by ibrar: download https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz ' +
@@ -24,8 +27,10 @@ export async function fetchDataset(name: FetchableDataset, dir: string, opts: Fe
       return fetchFashionMnist(root, opts);
     default: {
       const n = name as string;
-      if (n === 'cifar100') throw new UserError(CIFAR100_HOWTO);
-      throw new UserError(`cannot fetch "${n}": expected one of ${FETCHABLE.join(', ')}`);
+      if (n === 'cifar100') throw new UserError(CIFAR100_HOWTO.replace('<root>', root));
+      if (n === 'svhn') throw new UserError(SVHN_HOWTO.replace('<root>', root));
+      if (n === 'tiny-imagenet') throw new UserError(TINY_IMAGENET_HOWTO.replaceAll('<root>', root));
+      throw new UserError(`cannot fetch "${n}": expected one of ${[...FETCHABLE, ...MANUAL_DATASETS].join(', ')}`);
     }
   }
 }
