@@ -13,6 +13,7 @@ import { nifgsm } from './nifgsm';
 import { pgd } from './pgd';
 import { pgdAd } from './pgd-ad';
 import { pgdL2 } from './pgd-l2';
+import { randomNoise } from './random-noise';
 import { square } from './square';
 import type { Attack } from './types';
 
@@ -32,6 +33,7 @@ const ATTACKS: readonly AnyAttack[] = [
   apgdDlr,
   apgdT,
   square,
+  randomNoise,
   autoattack,
   pgdAd,
 ];

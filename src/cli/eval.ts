@@ -15,6 +15,8 @@ interface EvalArgs {
   param: string[];
   fresh: boolean;
   surrogate?: string;
+  diagnose?: boolean;
+  'diagnose-n'?: number;
   debug: boolean;
 }
 
@@ -73,7 +75,9 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('batch-size', { type: 'number', describe: "default: the run's eval.batchSize" })
       .option('seed', { type: 'number', describe: "seed of the attacks' randomness; default: the run's eval.seed" })
       .option('param', { type: 'string', array: true, default: [], describe: 'attack parameter override: --param cw.c=1 --param pgd.restarts=5 (adds to eval.params)' })
-      .option('surrogate', { type: 'string', describe: 'run directory of an independently trained model: transfer attacks craft on it' })
+      .option('surrogate', { type: 'string', describe: "run directory of an independently trained model (transfer attacks craft on it; the diagnostics' transfer check too), or none; default for the diagnostics: auto (trained on demand)" })
+      .option('diagnose', { type: 'boolean', describe: 'run the gradient-masking diagnostics after the attacks (default: when a model trained without adversarial examples keeps > 5 % under PGD; --no-diagnose never)' })
+      .option('diagnose-n', { type: 'number', describe: 'test examples the diagnostics check (default: min(n, 500))' })
       .option('fresh', { type: 'boolean', default: false, describe: 'compute again even if an identical evaluation exists' }) as never,
   handler: async (args) => {
     const ctx = defaultContext(args.debug);
@@ -84,18 +88,35 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     checkCount(args.steps, '--steps');
     checkCount(args['batch-size'], '--batch-size');
     checkCount(args.seed, '--seed', 0);
+    checkCount(args['diagnose-n'], '--diagnose-n');
     const params = parseParams(args.param);
     const { openRun } = await import('../jobs/open-run');
     const { evaluate, evalRequestFromConfig } = await import('../jobs/eval');
+    const { openSurrogate } = await import('../jobs/surrogate');
     const { evalProgress } = await import('./progress');
     const run = await openRun({ kind: 'existing', runDir: args.run, checkpoint: 'none' }, { onNote: (m) => ctx.err.write(m + '\n') });
     let surrogate: Awaited<ReturnType<typeof openRun>> | null = null;
     const stop = stopSignals(ctx, { onFirst: 'finishing the current attack iteration and saving the evaluation state' });
     try {
       const req = evalRequestFromConfig(run.cfg, { checkpoint: args.checkpoint, attacks, eps, steps: args.steps, n: args.n, batchSize: args['batch-size'], seed: args.seed, params });
-      if (args.surrogate) surrogate = await openSurrogate(openRun, args.surrogate, run);
+      // Transfer attacks need the same inputs and classes; the diagnostics' transfer check also the same architecture.
+      if (args.surrogate && args.surrogate !== 'none' && args.surrogate !== 'auto') {
+        surrogate = await openSurrogate(args.surrogate, run, { sameArchitecture: args.diagnose === true });
+      }
       const out = await evaluate(run, req, { progress: evalProgress(ctx), shouldStop: stop.requested, fresh: args.fresh, surrogate: surrogate?.target() });
-      if (out.interrupted) process.exitCode = stop.exitCode();
+      if (out.interrupted) {
+        process.exitCode = stop.exitCode();
+        return;
+      }
+      const { diagnoseAfterEvaluation } = await import('./diagnose');
+      const code = await diagnoseAfterEvaluation(ctx, run, req, out, {
+        flag: args.diagnose,
+        n: args['diagnose-n'],
+        surrogate: args.surrogate ?? 'auto',
+        openSurrogate: surrogate,
+        stop,
+      });
+      if (code !== null) process.exitCode = code;
     } finally {
       stop.dispose();
       surrogate?.dispose();
@@ -103,19 +124,3 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     }
   },
 };
-
-/** A surrogate must see the same inputs and classes as the evaluated model. */
-async function openSurrogate(
-  openRun: typeof import('../jobs/open-run').openRun,
-  dir: string,
-  run: Awaited<ReturnType<typeof import('../jobs/open-run').openRun>>,
-): Promise<Awaited<ReturnType<typeof import('../jobs/open-run').openRun>>> {
-  const s = await openRun({ kind: 'existing', runDir: dir, checkpoint: 'last' });
-  const a = run.dataset;
-  const b = s.dataset;
-  if (b.numClasses !== a.numClasses || b.shape.join('x') !== a.shape.join('x')) {
-    s.dispose();
-    throw new UserError(`the surrogate sees ${b.shape.join('×')} images of ${b.numClasses} classes (${b.name}); the evaluated run ${a.shape.join('×')} of ${a.numClasses} (${a.name})`, dir, '--surrogate');
-  }
-  return s;
-}

@@ -9,6 +9,7 @@ interface TrainArgs {
   force: boolean;
   'print-config': boolean;
   backend?: string;
+  diagnose?: boolean;
   debug: boolean;
 }
 
@@ -23,6 +24,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('force', { type: 'boolean', default: false, describe: 'with --resume: continue although config.yaml changed since the checkpoint (recorded in the run)' })
       .option('print-config', { type: 'boolean', default: false, describe: 'print the resolved config and exit' })
       .option('backend', { type: 'string', describe: 'auto|tensorflow|webgpu|wasm|cpu (same as --set backend=…)' })
+      .option('diagnose', { type: 'boolean', describe: 'after the evaluation, run the gradient-masking diagnostics (default: when indicated; --no-diagnose never)' })
       .check((a) => {
         if (!a.config && !a.resume) throw new UserError('train needs --config FILE or --resume RUN_DIR');
         if (a.config && a.resume) throw new UserError('give either --config or --resume, not both (a resumed run uses its saved config)');
@@ -64,6 +66,24 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         ctx.err.write(`done: ${res.runDir}` + (last ? ` (test_acc ${last.test_acc.toFixed(4)}, best ${res.bestTestAcc.toFixed(4)})` : '') + '\n');
       }
       process.exitCode = EXIT.ok;
+      const evaluation = res.evaluation;
+      if (evaluation?.report && args.diagnose !== false) {
+        const { diagnosisIndicated } = await import('../jobs/diagnose');
+        const { runLayout } = await import('../runs/run-dir');
+        const saved = loadConfig(runLayout(res.runDir).config);
+        if (args.diagnose || diagnosisIndicated(saved, evaluation.report)) {
+          const { openRun } = await import('../jobs/open-run');
+          const { evalRequestFromConfig } = await import('../jobs/eval');
+          const { diagnoseAfterEvaluation } = await import('./diagnose');
+          const run = await openRun({ kind: 'existing', runDir: res.runDir, checkpoint: saved.eval.checkpoint });
+          try {
+            const code = await diagnoseAfterEvaluation(ctx, run, evalRequestFromConfig(saved), evaluation, { flag: args.diagnose, surrogate: 'auto', stop });
+            if (code !== null) process.exitCode = code;
+          } finally {
+            run.dispose();
+          }
+        }
+      }
     } finally {
       progress.stop();
       stop.dispose();

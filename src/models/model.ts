@@ -13,9 +13,10 @@ export interface ModelSpec {
   params: NamedParam[];
   /**
    * The network from the (normalised) input `x` to logits. `input` is the raw input (what the
-   * channel-mask hook receives); `record(name, t)` stores a tap.
+   * channel-mask hook receives); `record(name, t)` stores a tap and returns the tensor the rest of
+   * the network must use (the tap hook's, when one is given).
    */
-  body: (x: tf.Tensor4D, input: tf.Tensor4D, opts: ForwardOptions, record: (name: string, t: tf.Tensor) => void) => tf.Tensor2D;
+  body: (x: tf.Tensor4D, input: tf.Tensor4D, opts: ForwardOptions, record: <T extends tf.Tensor>(name: string, t: T) => T) => tf.Tensor2D;
 }
 
 /** Validates the options every builder shares; `wrn` is the only one with width-free sizes and dropout. */
@@ -52,8 +53,10 @@ export function createModel(spec: ModelSpec): Model {
       throw new Error(`${arch}: expected input [batch, ${inputShape.join(', ')}], got [${x.shape}]`);
     }
     const taps: Record<string, tf.Tensor> = {};
-    const record = (name: string, t: tf.Tensor): void => {
-      taps[name] = t;
+    const record = <T extends tf.Tensor>(name: string, t: T): T => {
+      const out = fwd.tapHook ? (fwd.tapHook(name, t) as T) : t;
+      taps[name] = out;
+      return out;
     };
     const h = normalizer ? normalizer.apply(x) : x;
     const logits = body(h, x, fwd, record);

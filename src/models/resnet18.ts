@@ -93,13 +93,12 @@ export function buildResnet18(opts: ModelOptions, rng: Rng): Model {
     params: pb.params(),
     body: (x, input, fwd, record) => {
       let h = bn1.applyRelu(conv1.apply(x), fwd.training);
-      record('conv1', h);
+      h = record('conv1', h);
       for (const { name, block } of blocks) {
         h = block.apply(h, fwd.training);
-        record(name, h);
+        h = record(name, h);
       }
-      const pooled = applyChannelMask(globalAvgPool(h), input, fwd.channelMask);
-      record('pool', pooled);
+      const pooled = record('pool', applyChannelMask(globalAvgPool(h), input, fwd.channelMask));
       return linear.apply(pooled);
     },
   });

@@ -43,13 +43,11 @@ export function buildSmallCnn(opts: ModelOptions, rng: Rng): Model {
       for (let i = 0; i < 2; i++) {
         h = convs[i].bn.applyRelu(convs[i].conv.apply(h), fwd.training);
         if (canPool2(h)) h = maxPool2(h);
-        record(`conv${i + 1}`, h);
+        h = record(`conv${i + 1}`, h);
       }
       h = convs[2].bn.applyRelu(convs[2].conv.apply(h), fwd.training);
-      const pooled = applyChannelMask(globalAvgPool(h), input, fwd.channelMask);
-      record('conv3', pooled);
-      const f = relu(fc1.apply(pooled));
-      record('fc1', f);
+      const pooled = record('conv3', applyChannelMask(globalAvgPool(h), input, fwd.channelMask));
+      const f = record('fc1', relu(fc1.apply(pooled)));
       return linear.apply(f);
     },
   });

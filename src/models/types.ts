@@ -30,6 +30,12 @@ export interface ForwardOptions {
    * channel (last axis) to multiply in as a constant, or null to leave the features alone.
    */
   channelMask?: (features: tf.Tensor, input: tf.Tensor4D) => tf.Tensor1D | null;
+  /**
+   * Wraps each tap before the rest of the network uses it (it must return a tensor of the same
+   * shape and value): the diagnostics use an identity with a custom gradient to see the gradient
+   * reaching each layer's output.
+   */
+  tapHook?: (name: string, t: tf.Tensor) => tf.Tensor;
 }
 
 export interface ForwardResult {

@@ -64,12 +64,10 @@ export function buildVgg16(opts: ModelOptions, rng: Rng): Model {
         for (const { conv, bn } of layers) h = bn.applyRelu(conv.apply(h), training);
         if (canPool2(h)) h = maxPool2(h);
         if (b === blocks.length - 1) h = applyChannelMask(h, input, fwd.channelMask);
-        record(`block${b + 1}`, h);
+        h = record(`block${b + 1}`, h);
       });
-      let f = bn1.applyRelu(fc1.apply(globalAvgPool(h)), training);
-      record('fc1', f);
-      f = bn2.applyRelu(fc2.apply(f), training);
-      record('fc2', f);
+      let f = record('fc1', bn1.applyRelu(fc1.apply(globalAvgPool(h)), training));
+      f = record('fc2', bn2.applyRelu(fc2.apply(f), training));
       return classifier.apply(f);
     },
   });

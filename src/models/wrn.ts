@@ -109,14 +109,13 @@ export function buildWrn(opts: ModelOptions, rng: Rng): Model {
     params: pb.params(),
     body: (x, input, fwd, record) => {
       let h = conv1.apply(x);
-      record('conv1', h);
+      h = record('conv1', h);
       for (const { name, block } of blocks) {
         h = block.apply(h, fwd.training);
         if (name === maskTap) h = applyChannelMask(h, input, fwd.channelMask);
-        record(name, h);
+        h = record(name, h);
       }
-      const pooled = globalAvgPool(bnFinal.applyRelu(h, fwd.training));
-      record('pool', pooled);
+      const pooled = record('pool', globalAvgPool(bnFinal.applyRelu(h, fwd.training)));
       return linear.apply(pooled);
     },
   });
