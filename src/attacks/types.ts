@@ -24,6 +24,11 @@ export interface AttackContext {
   extraLoss?: ExtraLoss;
   /** Awaited between iterations so that a stop request interrupts the attack (./interrupt.ts). */
   yieldPoint?: YieldPoint;
+  /**
+   * Transfer attacks (mifgsm, difgsm) craft on this model instead of `target` (white-box when
+   * absent); the evaluator fills it from `--surrogate RUN_DIR`. Other attacks ignore it.
+   */
+  surrogate?: AttackTarget;
 }
 
 export interface AttackResult {
@@ -42,11 +47,15 @@ export interface AttackResult {
 }
 
 export type AttackNorm = 'linf' | 'l2' | 'none';
+/** The norm of an attack whose norm is a parameter (fmn, deepfool, hopskipjump); L1 only for FMN. */
+export type DistanceNorm = 'linf' | 'l2' | 'l1';
 
 export interface Attack<P> {
   name: string;
   description: string;
   norm: AttackNorm;
+  /** Attacks whose norm is a parameter: the norm of a parsed parameter set (`norm` is the defaults'). */
+  normOf?(params: P): DistanceNorm;
   /** Every parameter with its default (optional ones, such as a derived α, are absent). */
   defaults: P;
   /** Strict: unknown keys are errors. Parses partial input and fills in the defaults. */
