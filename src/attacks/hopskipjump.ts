@@ -58,7 +58,7 @@ export type HsjParams = z.output<typeof schema>;
 /** Probes per example per round. */
 const CHUNK = 128;
 /** Rows per forward pass of the batched decisions. */
-const FORWARD_ROWS = 1024;
+const FORWARD_ROWS = 512;
 
 type Norm = 'L2' | 'Linf';
 

@@ -32,7 +32,7 @@ export function minNormEpsParam() {
 }
 
 /** Per-row Lp norm of a [n, ...] tensor over all other axes. */
-export function lpNorm(t: tf.Tensor, norm: MinNorm | 'L1' | 'Linf' | 'L2'): tf.Tensor1D {
+export function lpNorm(t: tf.Tensor, norm: MinNorm): tf.Tensor1D {
   return tf.tidy(() => {
     const axes = Array.from({ length: t.rank - 1 }, (_, i) => i + 1);
     if (norm === 'Linf') return tf.max(tf.abs(t), axes) as tf.Tensor1D;
