@@ -40,6 +40,9 @@ export interface AttackResult {
    * Per example, the norm (in the attack's `norm`) of the perturbation that fooled the model;
    * +∞ where the attack did not. Minimum-norm attacks (CW) report it; the evaluator averages it
    * over the examples that were correct and got fooled.
+   * fmn, deepfool and hopskipjump report the best norm found even where it exceeds their `eps`
+   * (that row then comes back as x, i.e. robust at eps), so that a robust-accuracy curve over
+   * budgets can be drawn from one run: see ./min-norm.ts.
    */
   distances?: Float32Array;
   /** Per-batch statistics (averaged over batches, weighted by batch size). */
