@@ -20,7 +20,9 @@ import { targetFromModel } from '../src/attacks/target';
 import { writeJsonAtomic } from '../src/runs/atomic';
 
 type Network = 'small-cnn' | 'vgg16-w0.25' | 'vgg16';
-type StepKind = 'forward' | 'ce' | 'ibrar' | 'pgd-at' | 'pgd10-attack' | 'apgd100-attack';
+type StepKind = 'forward' | 'ce' | 'ibrar' | 'pgd-at' | 'pgd10-attack' | 'apgd100-attack' | 'fmn100-attack' | 'pgd100-baseline';
+/** Attacks PyTorch has no implementation of here: timed against ibrar's own PGD of the same gradient count. */
+const OWN_BASELINE: Partial<Record<StepKind, StepKind>> = { 'fmn100-attack': 'pgd100-baseline' };
 
 interface Row {
   network: Network;
@@ -36,6 +38,8 @@ interface Result extends Row {
   /** ibrar img/s ÷ PyTorch img/s (> 1: ibrar faster). */
   ratio: number | null;
   note?: string;
+  /** For OWN_BASELINE rows: ibrar's PGD with the same number of gradient evaluations (ratio = this row ÷ it). */
+  baseline?: { step: StepKind; median_ms: number; img_s: number };
 }
 
 const NETWORKS: Record<Network, { arch: 'small-cnn' | 'vgg16'; width: number; robust: string[] }> = {
@@ -69,6 +73,8 @@ function rows(quick: boolean): Row[] {
     out.push({ network, step: 'ibrar', batch: 100 }, { network, step: 'pgd-at', batch: 100 });
     out.push({ network, step: 'pgd10-attack', batch: network === 'vgg16-w0.25' ? 200 : 100 });
     if (network === 'vgg16-w0.25') out.push({ network, step: 'apgd100-attack', batch: 200 });
+    // FMN, 100 steps, L∞ (eps 0.03 only decides which rows count): a small batch, as a minimum-norm attack is run.
+    if (network === 'vgg16-w0.25') out.push({ network, step: 'fmn100-attack', batch: 50 });
   }
   return out;
 }
@@ -100,7 +106,7 @@ async function timeIbrar(row: Row, reps: number, warmup: number): Promise<number
   const target = targetFromModel(model);
   // Attacks label each input with the model's own prediction, so every example starts correctly
   // classified and is attacked for all iterations (APGD, like AutoAttack, skips wrong ones).
-  const attackRow = row.step === 'pgd10-attack' || row.step === 'apgd100-attack';
+  const attackRow = row.step === 'pgd10-attack' || row.step === 'apgd100-attack' || row.step in OWN_BASELINE || Object.values(OWN_BASELINE).includes(row.step);
   const yt = attackRow ? tf.tidy(() => tf.cast(tf.argMax(target.logits(xt), 1), 'int32') as tf.Tensor1D) : tf.tensor1d(y, 'int32');
   const once = async (i: number) => {
     switch (row.step) {
@@ -116,6 +122,15 @@ async function timeIbrar(row: Row, reps: number, warmup: number): Promise<number
       case 'apgd100-attack': {
         const attack = getAttack(row.step === 'pgd10-attack' ? 'pgd' : 'apgd-ce');
         const params = { ...attack.defaults, eps: 0.03, steps: row.step === 'pgd10-attack' ? 10 : 100 };
+        const res = await attack.run({ target, rng: new Rng(i) }, xt, yt, params);
+        res.xAdv.dispose();
+        return;
+      }
+      case 'fmn100-attack':
+      case 'pgd100-baseline': {
+        const fmn = row.step === 'fmn100-attack';
+        const attack = getAttack(fmn ? 'fmn' : 'pgd');
+        const params = fmn ? { norm: 'Linf', steps: 100, eps: 0.03 } : { ...attack.defaults, eps: 0.03, steps: 100 };
         const res = await attack.run({ target, rng: new Rng(i) }, xt, yt, params);
         res.xAdv.dispose();
         return;
@@ -144,7 +159,7 @@ function torchResults(rowsToRun: Row[], reps: number, warmup: number): { meta: R
     reps,
     warmup,
     // PyTorch has no APGD here (no torchattacks): the same number of gradient evaluations of PGD stands in.
-    rows: rowsToRun.map((r) => ({ ...r, step: r.step === 'apgd100-attack' ? 'grad100-attack' : r.step })),
+    rows: rowsToRun.filter((r) => !(r.step in OWN_BASELINE)).map((r) => ({ ...r, step: r.step === 'apgd100-attack' ? 'grad100-attack' : r.step })),
   };
   const res = spawnSync(python, [path.join(__dirname, '..', '..', 'bench', 'torch_ref.py')], {
     input: JSON.stringify(spec),
@@ -168,7 +183,7 @@ function table(results: Result[], backend: BackendInfo): string {
     '| --- | --- | ---: | ---: | ---: | ---: |',
     ...results.map(
       (r) =>
-        `| ${r.network} | ${r.step} | ${r.batch} | ${r.ibrar_img_s.toFixed(1)} | ${r.torch_img_s?.toFixed(1) ?? '–'} | ${r.ratio ? r.ratio.toFixed(2) + '×' : '–'} |`,
+        `| ${r.network} | ${r.step} | ${r.batch} | ${r.ibrar_img_s.toFixed(1)} | ${r.torch_img_s?.toFixed(1) ?? (r.baseline ? `– (ibrar ${r.baseline.step}: ${r.baseline.img_s.toFixed(1)})` : '–')} | ${r.ratio ? r.ratio.toFixed(2) + '×' : '–'} |`,
     ),
   ];
   return lines.join('\n');
@@ -187,14 +202,18 @@ async function main(): Promise<void> {
     const ms = median(times);
     const ref = torch?.byKey.get(`${row.network}/${row.step}`) ?? null;
     const img = row.batch / (ms / 1000);
+    const baseStep = OWN_BASELINE[row.step];
+    const baseMs = baseStep ? median(await timeIbrar({ ...row, step: baseStep }, opt.reps, opt.warmup)) : null;
+    const baseline = baseStep && baseMs !== null ? { step: baseStep, median_ms: baseMs, img_s: row.batch / (baseMs / 1000) } : undefined;
     results.push({
       ...row,
       ibrar_median_ms: ms,
       ibrar_img_s: img,
       torch_median_ms: ref?.median_ms ?? null,
       torch_img_s: ref?.img_s ?? null,
-      ratio: ref ? img / ref.img_s : null,
+      ratio: ref ? img / ref.img_s : baseline ? img / baseline.img_s : null,
       ...(row.step === 'apgd100-attack' ? { note: 'PyTorch column: PGD with 100 steps (same gradient count); torchattacks is not installed' } : {}),
+      ...(baseline ? { baseline, note: `no PyTorch FMN here: ratio is to ibrar's own ${baseline.step} (same gradient count), ${baseline.img_s.toFixed(1)} img/s` } : {}),
     });
     process.stderr.write(`  ${row.network} ${row.step}: ${img.toFixed(1)} img/s` + (ref ? ` (PyTorch ${ref.img_s.toFixed(1)})` : '') + '\n');
   }

@@ -5,6 +5,7 @@ import { fraction } from '../config/schema';
 import { UserError } from '../errors';
 import type { tf } from '../engine/tf';
 import type { Attack, AttackContext, AttackNorm, AttackResult } from './types';
+import type { DistanceNorm } from './types';
 
 /** A budget: a number or a fraction string such as "8/255", ≥ 0. */
 export function epsParam(def: number) {
@@ -39,6 +40,8 @@ export interface AttackSpec<P> {
   name: string;
   description: string;
   norm: AttackNorm;
+  /** For attacks whose norm is a parameter (see Attack.normOf). */
+  normOf?: (params: P) => DistanceNorm;
   schema: z.ZodType<P, z.ZodTypeDef, unknown>;
   attack(ctx: AttackContext, x: tf.Tensor4D, y: tf.Tensor1D, params: P): Promise<AttackResult> | AttackResult;
 }
@@ -48,6 +51,7 @@ export function defineAttack<P>(spec: AttackSpec<P>): Attack<P> {
     name: spec.name,
     description: spec.description,
     norm: spec.norm,
+    ...(spec.normOf ? { normOf: spec.normOf } : {}),
     defaults: spec.schema.parse({}),
     paramsSchema: spec.schema,
     run: async (ctx, x, y, params) => {

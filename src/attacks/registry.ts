@@ -15,6 +15,11 @@ import { pgdAd } from './pgd-ad';
 import { pgdL2 } from './pgd-l2';
 import { randomNoise } from './random-noise';
 import { square } from './square';
+import { fmn } from './fmn';
+import { deepfool } from './deepfool';
+import { mifgsm } from './mifgsm';
+import { difgsm } from './difgsm';
+import { hopskipjump } from './hopskipjump';
 import type { Attack } from './types';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -36,6 +41,11 @@ const ATTACKS: readonly AnyAttack[] = [
   randomNoise,
   autoattack,
   pgdAd,
+  fmn,
+  deepfool,
+  mifgsm,
+  difgsm,
+  hopskipjump,
 ];
 
 const BY_NAME = new Map(ATTACKS.map((a) => [a.name, a]));

@@ -24,7 +24,10 @@ export interface AttackContext {
   extraLoss?: ExtraLoss;
   /** Awaited between iterations so that a stop request interrupts the attack (./interrupt.ts). */
   yieldPoint?: YieldPoint;
-  /** An independently trained model that transfer attacks craft their examples on (`--surrogate`). */
+  /**
+   * Transfer attacks (mifgsm, difgsm) craft on this model instead of `target` (white-box when
+   * absent); the evaluator fills it from `--surrogate RUN_DIR`. Other attacks ignore it.
+   */
   surrogate?: AttackTarget;
 }
 
@@ -37,6 +40,9 @@ export interface AttackResult {
    * Per example, the norm (in the attack's `norm`) of the perturbation that fooled the model;
    * +∞ where the attack did not. Minimum-norm attacks (CW) report it; the evaluator averages it
    * over the examples that were correct and got fooled.
+   * fmn, deepfool and hopskipjump report the best norm found even where it exceeds their `eps`
+   * (that row then comes back as x, i.e. robust at eps), so that a robust-accuracy curve over
+   * budgets can be drawn from one run: see ./min-norm.ts.
    */
   distances?: Float32Array;
   /** Per-batch statistics (averaged over batches, weighted by batch size). */
@@ -44,11 +50,15 @@ export interface AttackResult {
 }
 
 export type AttackNorm = 'linf' | 'l2' | 'none';
+/** The norm of an attack whose norm is a parameter (fmn, deepfool, hopskipjump); L1 only for FMN. */
+export type DistanceNorm = 'linf' | 'l2' | 'l1';
 
 export interface Attack<P> {
   name: string;
   description: string;
   norm: AttackNorm;
+  /** Attacks whose norm is a parameter: the norm of a parsed parameter set (`norm` is the defaults'). */
+  normOf?(params: P): DistanceNorm;
   /** Every parameter with its default (optional ones, such as a derived α, are absent). */
   defaults: P;
   /** Strict: unknown keys are errors. Parses partial input and fills in the defaults. */

@@ -60,3 +60,15 @@ export function accuracy(target: AttackTarget, x: tf.Tensor4D, labels: ArrayLike
   for (let i = 0; i < labels.length; i++) if (pred[i] === labels[i]) c++;
   return c / labels.length;
 }
+
+/** Per-example ‖a − b‖ in the given norm (flattened over all pixels). */
+export function lpDistances(a: tf.Tensor4D, b: tf.Tensor4D, norm: 'linf' | 'l2' | 'l1'): number[] {
+  return Array.from(
+    tf.tidy(() => {
+      const d = tf.abs(tf.sub(a, b));
+      if (norm === 'linf') return tf.max(d, [1, 2, 3]);
+      if (norm === 'l1') return tf.sum(d, [1, 2, 3]);
+      return tf.sqrt(tf.sum(tf.square(d), [1, 2, 3]));
+    }).dataSync(),
+  );
+}

@@ -40,7 +40,7 @@ const CONFIGS: Record<string, RegExp> = {
   'unknown-dataset.yaml': /^data\.dataset: expected one of .* found "imagenet"/,
   'unknown-arch.yaml': /^model\.arch: expected one of .* found "resnet50"/,
   'unknown-method.yaml': /^train\.method: expected one of .* found "fgsm-at"/,
-  'unknown-eval-attack.yaml': /^eval\.attacks\.1: unknown attack 'deepfool'; valid attacks: .*pgd/,
+  'unknown-eval-attack.yaml': /^eval\.attacks\.1: unknown attack 'onepixel'; valid attacks: .*pgd/,
   'unknown-probe-attack.yaml': /^probe\.attack: unknown attack 'boundary'/,
   'unknown-ib-layer.yaml': /^ib\.layers: unknown tap 'conv9'; valid taps of small-cnn: conv1, conv2, conv3, fc1/,
   'ib-layers-empty.yaml': /^ib\.layers: .*at least 1/,

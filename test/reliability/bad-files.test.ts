@@ -264,7 +264,7 @@ const ckptCases: BadCase[] = [
 const evalArgCases: BadCase[] = (
   [
     ['--eps', '2', /^expected a number in \[0, 1\] or a fraction like 8\/255, found '2'/],
-    ['--attacks', 'pgd,deepfool', /^unknown attack 'deepfool'; valid attacks: /],
+    ['--attacks', 'pgd,onepixel', /^unknown attack 'onepixel'; valid attacks: /],
     ['--n', '-5', /^expected a whole number ≥ 1, found -5/],
     ['--batch-size', '0', /^expected a whole number ≥ 1, found 0/],
     ['--steps', '2.5', /^expected a whole number ≥ 1, found 2\.5/],
