@@ -14,6 +14,7 @@ import { apgdLargeReps, apgdSingleRun, type ApgdLoss } from '../../src/attacks/a
 import type { LpNorm } from '../../src/attacks/lp';
 import { fab } from '../../src/attacks/fab';
 import { fabT } from '../../src/attacks/fab-t';
+import { square } from '../../src/attacks/square';
 import { flat, readGolden, worstRatio, REPO_ROOT } from '../helpers/golden';
 import { mlpTarget, nchwToNhwc, nhwcToNchwFlat } from './helpers';
 
@@ -113,5 +114,45 @@ for (const ref of R.fab as FabRef[]) {
     // The case exercises the ε cut: besides the misclassified example 11, some results revert to x.
     assert.ok(ref.dist.filter((d) => d === 0).length >= 3 && ref.dist.every((d) => d <= eps + 1e-6));
     res.xAdv.dispose();
+  });
+}
+
+interface SquareRef {
+  norm: LpNorm;
+  params: Record<string, unknown>;
+  stream: number[];
+  adv: number[];
+  adv_pred: number[];
+  queries_total: number;
+  draws_used: number;
+}
+
+for (const ref of R.square as SquareRef[]) {
+  test(`Square ${ref.norm} matches AutoAttack given the same random draws (queries counted alike)`, async () => {
+    const M = R.square_model;
+    const [c, h, w] = M.shape as [number, number, number];
+    const sqTarget = mlpTarget(M.layers, [c, h, w]);
+    const n = M.labels.length;
+    const xs = nchwToNhwc(flat(M.x), [n, c, h, w]);
+    const ys = tf.tensor1d(M.labels, 'int32');
+    let k = 0;
+    const scripted = {
+      next: () => {
+        assert.ok(k < ref.stream.length, 'more draws than the reference made');
+        return ref.stream[k++];
+      },
+    } as unknown as Rng;
+    const res = await square.run({ target: sqTarget, rng: scripted }, xs, ys, ref.params);
+    assert.equal(k, ref.draws_used);
+    assert.equal(res.queries, ref.queries_total);
+    const gap = maxGap(nhwcToNchwFlat(res.xAdv), flat(ref.adv));
+    measured.push(`Square ${ref.norm}: adv ${gap.toExponential(1)}`);
+    // L1: the projection's float32 sums over 300 coordinates of magnitude ~1 differ by ulps.
+    const tol = ref.norm === 'L1' ? 5e-5 : 1e-5;
+    assert.ok(gap < tol, `Square output differs by ${gap}`);
+    const pred = Array.from(tf.tidy(() => tf.argMax(sqTarget.logits(res.xAdv), 1).dataSync()));
+    assert.deepEqual(pred, ref.adv_pred);
+    tf.dispose([res.xAdv, xs, ys]);
+    sqTarget.dispose();
   });
 }
