@@ -15,6 +15,8 @@ import type { LpNorm } from '../../src/attacks/lp';
 import { fab } from '../../src/attacks/fab';
 import { fabT } from '../../src/attacks/fab-t';
 import { square } from '../../src/attacks/square';
+import { autoattack, autoAttackPlan } from '../../src/attacks/autoattack';
+import { UserError } from '../../src/errors';
 import { flat, readGolden, worstRatio, REPO_ROOT } from '../helpers/golden';
 import { mlpTarget, nchwToNhwc, nhwcToNchwFlat } from './helpers';
 
@@ -156,3 +158,58 @@ for (const ref of R.square as SquareRef[]) {
     sqTarget.dispose();
   });
 }
+
+interface VersionRef {
+  norm: LpNorm;
+  version: 'standard' | 'plus' | 'rand' | 'custom';
+  attacks: string[];
+  apgd: { restarts: number; iterations: number; largeReps: boolean; eot: number; rho: number };
+  'apgd-t': { restarts: number; iterations: number; largeReps: boolean; eot: number; nTargets: number };
+  fab: { restarts: number; iterations: number; nTargets: number };
+  square: { queries: number; pInit: number; rescale: boolean; restarts: number };
+}
+
+test('AutoAttack versions: the parts and settings of set_version, per norm', () => {
+  for (const ref of R.versions as VersionRef[]) {
+    const where = `${ref.norm} ${ref.version}`;
+    // custom: AutoAttack's constructor uses 5 restarts; ours defaults to 1 (ibrar's list ran so).
+    const raw = ref.version === 'custom' ? { norm: ref.norm, attacks: ref.attacks, restarts: 5 } : { norm: ref.norm, version: ref.version };
+    const p = autoattack.paramsSchema.parse(raw);
+    assert.equal(p.version, ref.version, where);
+    assert.equal(p.rho, ref.apgd.rho, where);
+    const plan = autoAttackPlan(p);
+    assert.deepEqual(plan.map((s) => s.part), ref.attacks, where);
+    for (const s of plan) {
+      const at = `${where} ${s.part}`;
+      if (s.part === 'apgd-ce' || s.part === 'apgd-dlr') {
+        assert.deepEqual([s.restarts, s.iterations, s.largeReps, s.eot], [ref.apgd.restarts, ref.apgd.iterations, ref.apgd.largeReps, ref.apgd.eot], at);
+      } else if (s.part === 'apgd-t') {
+        const t = ref['apgd-t'];
+        assert.deepEqual([s.restarts, s.iterations, s.largeReps, s.eot, s.nTargets], [t.restarts, t.iterations, t.largeReps, t.eot, t.nTargets], at);
+      } else if (s.part === 'fab') {
+        assert.deepEqual([s.restarts, s.iterations], [ref.fab.restarts, ref.fab.iterations], at);
+      } else if (s.part === 'fab-t') {
+        // run_standard_evaluation sets FAB's restarts to 1 for FAB-T.
+        assert.deepEqual([s.restarts, s.iterations, s.nTargets], [1, ref.fab.iterations, ref.fab.nTargets], at);
+      } else {
+        assert.deepEqual([s.restarts, s.iterations], [ref.square.restarts, ref.square.queries], at);
+        assert.equal(p.pInit, ref.square.pInit, at);
+        assert.equal(ref.square.rescale, false, at);
+      }
+    }
+  }
+  // Defaults per norm; the old way of listing attacks (no version) is custom with 1 restart.
+  const eps = (norm: string) => autoattack.paramsSchema.parse({ norm }).eps;
+  assert.deepEqual([eps('Linf'), eps('L2'), eps('l1')], [8 / 255, 0.5, 12]);
+  const old = autoattack.paramsSchema.parse({ attacks: ['apgd-ce', 'fab'] });
+  assert.equal(old.version, 'custom');
+  assert.deepEqual(autoAttackPlan(old).map((s) => s.restarts), [1, 1]);
+  assert.equal(autoattack.paramsSchema.parse(autoattack.defaults).version, 'standard');
+});
+
+test('AutoAttack: attacks or restarts with a fixed version, and eot outside rand/custom, are UserErrors', async () => {
+  const bad = [{ version: 'standard', attacks: ['apgd-ce'] }, { version: 'plus', restarts: 2 }, { version: 'standard', eot: 5 }, { norm: 'L0' }];
+  for (const params of bad) {
+    await assert.rejects(autoattack.run({ target, rng: new Rng(0) }, x, y, params as never), UserError, JSON.stringify(params));
+  }
+});
