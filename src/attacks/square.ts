@@ -29,6 +29,7 @@ import { z } from 'zod';
 import { tf } from '../engine/tf';
 import type { Rng } from '../engine/rng';
 import { cePerExample, gatherRows, indicesWhere, mergeRows, swap, whereRows } from './common';
+import { UserError } from '../errors';
 import { noYield } from './interrupt';
 import { l1BoxProjection } from './l1-projection';
 import { epsByNormParam, epsForNorm, LP_NORMS, lpNorm, normParam, type LpNorm } from './lp';
@@ -222,7 +223,7 @@ async function squareSingleRunLp(ctx: AttackContext, x: tf.Tensor4D, y: Int32Arr
     for (let bj = 0, vw = sp; bj < Math.floor(w / s0); bj++, vw += s0) {
       const eta = placed(squareEta(s0, norm, rng), s0, vh, vw, h, w);
       const signs = signsTensor(rng, n, c);
-      deltaInit = swap(deltaInit, tf.add(deltaInit, tf.mul(eta, signs)) as tf.Tensor4D);
+      deltaInit = swap(deltaInit, tf.tidy(() => tf.add(deltaInit, tf.mul(eta, signs)) as tf.Tensor4D));
       tf.dispose([eta, signs]);
     }
   }
@@ -298,6 +299,9 @@ async function squareSingleRunLp(ctx: AttackContext, x: tf.Tensor4D, y: Int32Arr
 }
 
 export async function squareAttack(ctx: AttackContext, x: tf.Tensor4D, y: tf.Tensor1D, p: SquareParams): Promise<{ xAdv: tf.Tensor4D; queries: number }> {
+  if (p.norm !== 'Linf' && x.shape[1] < 5) {
+    throw new UserError(`square with norm ${p.norm} needs images at least 5 pixels high (its start tiles ⌊h/5⌋-pixel blocks), got ${x.shape[1]}×${x.shape[2]}`);
+  }
   let total = 0;
   const run = async (xs: tf.Tensor4D, ys: Int32Array) => {
     const res = p.norm === 'Linf' ? await squareSingleRun(ctx, xs, ys, p) : await squareSingleRunLp(ctx, xs, ys, p, p.norm);
