@@ -6,7 +6,12 @@
 // The stochastic forward is the target's `sampleLogits` (VIB sampling fresh noise, dropout on).
 //
 // Written once here; every gradient attack with an `eot` parameter takes its gradients through
-// `Eot`. With eot = 1 nothing changes (the plain eval-mode gradient, bit for bit). With eot > 1
+// `Eot`. With eot = 1 nothing changes: the gradient of the target's own forward (`logits`),
+// bit for bit. What EOT then buys depends on that forward: ibrar's VIB evaluates with fixed
+// noise (deterministic), so eot = 1 is the exact gradient of the classifier being scored and
+// eot > 1 attacks the stochastic classifier behind it (fresh noise; robust to the draw), scored
+// on the fixed one; a randomized defense whose `logits` is itself random gets one sample's
+// gradient at eot = 1 and the mean of k at eot = k (the case EOT was made for). With eot > 1
 // on a deterministic target (no `sampleLogits`) every sample would give the same gradient, so
 // their mean *is* the plain gradient: the attack computes it once and says so in its result
 // (`extra['eot.deterministicTarget'] = 1`) rather than failing. That is what AutoAttack does
