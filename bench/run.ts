@@ -20,7 +20,7 @@ import { targetFromModel } from '../src/attacks/target';
 import { writeJsonAtomic } from '../src/runs/atomic';
 
 type Network = 'small-cnn' | 'vgg16-w0.25' | 'vgg16';
-type StepKind = 'forward' | 'ce' | 'ibrar' | 'pgd-at' | 'pgd10-attack' | 'apgd100-attack';
+type StepKind = 'forward' | 'ce' | 'ibrar' | 'pgd-at' | 'pgd10-attack' | 'apgd100-attack' | 'autoattack-plus';
 
 interface Row {
   network: Network;
@@ -69,6 +69,7 @@ function rows(quick: boolean): Row[] {
     out.push({ network, step: 'ibrar', batch: 100 }, { network, step: 'pgd-at', batch: 100 });
     out.push({ network, step: 'pgd10-attack', batch: network === 'vgg16-w0.25' ? 200 : 100 });
     if (network === 'vgg16-w0.25') out.push({ network, step: 'apgd100-attack', batch: 200 });
+    if (network === 'vgg16-w0.25') out.push({ network, step: 'autoattack-plus', batch: 32 });
   }
   return out;
 }
@@ -100,7 +101,7 @@ async function timeIbrar(row: Row, reps: number, warmup: number): Promise<number
   const target = targetFromModel(model);
   // Attacks label each input with the model's own prediction, so every example starts correctly
   // classified and is attacked for all iterations (APGD, like AutoAttack, skips wrong ones).
-  const attackRow = row.step === 'pgd10-attack' || row.step === 'apgd100-attack';
+  const attackRow = row.step === 'pgd10-attack' || row.step === 'apgd100-attack' || row.step === 'autoattack-plus';
   const yt = attackRow ? tf.tidy(() => tf.cast(tf.argMax(target.logits(xt), 1), 'int32') as tf.Tensor1D) : tf.tensor1d(y, 'int32');
   const once = async (i: number) => {
     switch (row.step) {
@@ -120,6 +121,13 @@ async function timeIbrar(row: Row, reps: number, warmup: number): Promise<number
         res.xAdv.dispose();
         return;
       }
+      case 'autoattack-plus': {
+        // AutoAttack+ (L∞, ε 0.03): APGD-CE and APGD-DLR ×5 restarts, FAB ×5, Square 5000,
+        // APGD-T and FAB-T ×9 targets, each on the rows still robust.
+        const res = await getAttack('autoattack').run({ target, rng: new Rng(i) }, xt, yt, { version: 'plus', eps: 0.03 });
+        res.xAdv.dispose();
+        return;
+      }
     }
   };
   for (let i = 0; i < warmup; i++) await once(i);
@@ -135,6 +143,17 @@ async function timeIbrar(row: Row, reps: number, warmup: number): Promise<number
   return times;
 }
 
+/**
+ * The PyTorch row standing in for an ibrar row: PGD-100 for APGD-CE-100, and for AutoAttack+
+ * too, whose first part (APGD-CE, first restart: 100 gradients on every row) it matches in
+ * gradient count; the later parts and restarts only see rows still robust, on the untrained
+ * bench network few or none. ibrar does at least that work, so the AutoAttack+ ratio is a lower
+ * bound on ibrar's per-gradient speed ratio.
+ */
+function torchStep(step: StepKind): string {
+  return step === 'apgd100-attack' || step === 'autoattack-plus' ? 'grad100-attack' : step;
+}
+
 function torchResults(rowsToRun: Row[], reps: number, warmup: number): { meta: Record<string, unknown>; byKey: Map<string, { median_ms: number; img_s: number }> } | null {
   const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
   const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
@@ -143,8 +162,9 @@ function torchResults(rowsToRun: Row[], reps: number, warmup: number): { meta: R
     threads: os.cpus().length,
     reps,
     warmup,
-    // PyTorch has no APGD here (no torchattacks): the same number of gradient evaluations of PGD stands in.
-    rows: rowsToRun.map((r) => ({ ...r, step: r.step === 'apgd100-attack' ? 'grad100-attack' : r.step })),
+    // PyTorch has no APGD or AutoAttack here (no torchattacks, no fra31/auto-attack): PGD with
+    // the same number of gradient evaluations stands in (see torchStep).
+    rows: rowsToRun.map((r) => ({ ...r, step: torchStep(r.step) })),
   };
   const res = spawnSync(python, [path.join(__dirname, '..', '..', 'bench', 'torch_ref.py')], {
     input: JSON.stringify(spec),
@@ -158,7 +178,7 @@ function torchResults(rowsToRun: Row[], reps: number, warmup: number): { meta: R
   }
   const out = JSON.parse(res.stdout) as { torch: string; threads: number; blas: string; blas_library?: string; results: Array<Row & { median_ms: number; img_s: number }> };
   const byKey = new Map<string, { median_ms: number; img_s: number }>();
-  for (const r of out.results) byKey.set(`${r.network}/${(r.step as string) === 'grad100-attack' ? 'apgd100-attack' : r.step}`, r);
+  for (const r of out.results) byKey.set(`${r.network}/${r.step}/${r.batch}`, r);
   return { meta: { version: out.torch, threads: out.threads, blas: out.blas, blasLibrary: out.blas_library }, byKey };
 }
 
@@ -185,7 +205,7 @@ async function main(): Promise<void> {
   for (const row of todo) {
     const times = await timeIbrar(row, opt.reps, opt.warmup);
     const ms = median(times);
-    const ref = torch?.byKey.get(`${row.network}/${row.step}`) ?? null;
+    const ref = torch?.byKey.get(`${row.network}/${torchStep(row.step)}/${row.batch}`) ?? null;
     const img = row.batch / (ms / 1000);
     results.push({
       ...row,
@@ -195,6 +215,9 @@ async function main(): Promise<void> {
       torch_img_s: ref?.img_s ?? null,
       ratio: ref ? img / ref.img_s : null,
       ...(row.step === 'apgd100-attack' ? { note: 'PyTorch column: PGD with 100 steps (same gradient count); torchattacks is not installed' } : {}),
+      ...(row.step === 'autoattack-plus'
+        ? { note: "PyTorch column: PGD with 100 steps (the gradient count of AutoAttack+'s first APGD-CE restart; later parts see only rows still robust); fra31/auto-attack is not installed" }
+        : {}),
     });
     process.stderr.write(`  ${row.network} ${row.step}: ${img.toFixed(1)} img/s` + (ref ? ` (PyTorch ${ref.img_s.toFixed(1)})` : '') + '\n');
   }
