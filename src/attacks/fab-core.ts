@@ -11,6 +11,12 @@
 // dual norm of its gradient (L∞ → ‖·‖₁, L2 → ‖·‖₂, L1 → ‖·‖∞), and the random start of the
 // later restarts is x₀ + min(best, ε)/2·t/‖t‖ with t ~ U(−1,1) (L∞) or N(0, I) (L2, L1).
 //
+// No `eot`: FAB is a minimum-norm attack that linearises the classifier at each iterate and
+// keeps the smallest misclassified point; against a randomized model its Jacobian and the
+// misclassification test would both need EOT over a per-class replay of the same randomness
+// (K + 1 backward passes per sample), and AutoAttack's FAB has none either ('rand' runs only
+// APGD). Square is gradient-free, so EOT does not apply to it.
+//
 // Untargeted: the hyperplane is that of the class k ≠ y minimising |z_k − z_y| / ‖∇(z_k − z_y)‖_dual,
 // which needs the full Jacobian: one backward pass per class per step (tf.grad on Σ_i z_ik)
 // plus one for ∇z_y, i.e. K + 1 forward+backward passes per step where PyTorch retains the
