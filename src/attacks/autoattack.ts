@@ -64,7 +64,7 @@ const schema = z
   })
   .strict()
   .superRefine((p, ctx) => {
-    const version = p.version ?? (p.attacks ? 'custom' : 'standard');
+    const version = autoAttackVersion(p);
     // (A list equal to the version's own is accepted: that is what `defaults` holds.)
     if (p.attacks && version !== 'custom' && p.attacks.join() !== VERSION_PARTS[version].join()) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['attacks'], message: `lists the attacks of version 'custom'; version '${version}' runs its own (${VERSION_PARTS[version].join(', ')})` });
@@ -76,11 +76,15 @@ const schema = z
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['eot'], message: `applies to versions 'rand' and 'custom'; version '${version}' runs without EOT` });
     }
   })
-  .transform((p) => {
-    const version: AutoAttackVersion = p.version ?? (p.attacks ? 'custom' : 'standard');
-    return { ...p, version, eps: p.eps ?? AUTOATTACK_EPS[p.norm], attacks: p.attacks ?? VERSION_PARTS[version as Exclude<AutoAttackVersion, 'custom'>] };
-  });
+  // version and attacks stay as given (absent from `defaults`), so that a caller may merge
+  // `{ version: 'plus' }` or an attack list into the defaults; autoAttackPlan resolves them.
+  .transform((p) => ({ ...p, eps: p.eps ?? AUTOATTACK_EPS[p.norm] }));
 export type AutoAttackParams = z.output<typeof schema>;
+
+/** The version in effect: as given, else 'custom' when `attacks` is given, else 'standard'. */
+export function autoAttackVersion(p: { version?: AutoAttackVersion; attacks?: readonly AutoAttackPart[] }): AutoAttackVersion {
+  return p.version ?? (p.attacks ? 'custom' : 'standard');
+}
 
 /** How one part of the ensemble runs. */
 export interface PlanStep {
@@ -99,12 +103,14 @@ export interface PlanStep {
 
 /** The parts and settings AutoAttack's set_version (or the custom list) gives. */
 export function autoAttackPlan(p: Pick<AutoAttackParams, 'norm' | 'version' | 'attacks' | 'steps' | 'nTargets' | 'restarts' | 'eot' | 'queries'>): PlanStep[] {
-  const { norm, version } = p;
+  const { norm } = p;
+  const version = autoAttackVersion(p);
+  const parts = version === 'custom' ? p.attacks! : VERSION_PARTS[version];
   const l1Standard = version === 'standard' && norm === 'L1';
   const apgdRestarts = version === 'plus' ? 5 : version === 'custom' ? (p.restarts ?? 1) : l1Standard ? 5 : 1;
   const apgdEot = version === 'rand' ? (p.eot ?? 20) : version === 'custom' ? (p.eot ?? 1) : 1;
   const fabRestarts = version === 'plus' ? 5 : version === 'custom' ? (p.restarts ?? 1) : 1;
-  return p.attacks.map((part): PlanStep => {
+  return parts.map((part): PlanStep => {
     switch (part) {
       case 'apgd-ce':
       case 'apgd-dlr':
@@ -162,7 +168,7 @@ export const autoattack = defineAttack<AutoAttackParams>({
     });
     const res = await attackRobustRows(ctx.target, x, y, attempts);
     const extra: Record<string, number> = { 'robust.clean': res.robustFraction[0] };
-    p.attacks.forEach((part, k) => (extra[`robust.${part}`] = res.robustFraction[k + 1]));
+    plan.forEach((step, k) => (extra[`robust.${step.part}`] = res.robustFraction[k + 1]));
     const out = { xAdv: res.xAdv, extra };
     return eots.length > 0 ? withEotExtra(out, eots[0]) : out;
   },

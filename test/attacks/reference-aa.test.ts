@@ -15,7 +15,7 @@ import type { LpNorm } from '../../src/attacks/lp';
 import { fab } from '../../src/attacks/fab';
 import { fabT } from '../../src/attacks/fab-t';
 import { square } from '../../src/attacks/square';
-import { autoattack, autoAttackPlan } from '../../src/attacks/autoattack';
+import { autoattack, autoAttackPlan, autoAttackVersion } from '../../src/attacks/autoattack';
 import { UserError } from '../../src/errors';
 import { flat, readGolden, worstRatio, REPO_ROOT } from '../helpers/golden';
 import { mlpTarget, nchwToNhwc, nhwcToNchwFlat } from './helpers';
@@ -175,7 +175,7 @@ test('AutoAttack versions: the parts and settings of set_version, per norm', () 
     // custom: AutoAttack's constructor uses 5 restarts; ours defaults to 1 (ibrar's list ran so).
     const raw = ref.version === 'custom' ? { norm: ref.norm, attacks: ref.attacks, restarts: 5 } : { norm: ref.norm, version: ref.version };
     const p = autoattack.paramsSchema.parse(raw);
-    assert.equal(p.version, ref.version, where);
+    assert.equal(autoAttackVersion(p), ref.version, where);
     assert.equal(p.rho, ref.apgd.rho, where);
     const plan = autoAttackPlan(p);
     assert.deepEqual(plan.map((s) => s.part), ref.attacks, where);
@@ -202,9 +202,13 @@ test('AutoAttack versions: the parts and settings of set_version, per norm', () 
   const eps = (norm: string) => autoattack.paramsSchema.parse({ norm }).eps;
   assert.deepEqual([eps('Linf'), eps('L2'), eps('l1')], [8 / 255, 0.5, 12]);
   const old = autoattack.paramsSchema.parse({ attacks: ['apgd-ce', 'fab'] });
-  assert.equal(old.version, 'custom');
+  assert.equal(autoAttackVersion(old), 'custom');
   assert.deepEqual(autoAttackPlan(old).map((s) => s.restarts), [1, 1]);
-  assert.equal(autoattack.paramsSchema.parse(autoattack.defaults).version, 'standard');
+  // The evaluator merges a request's parameters into the defaults: a version or a list must fit.
+  const merged = (extra: Record<string, unknown>) => autoattack.paramsSchema.parse({ ...autoattack.defaults, eps: 0.03, ...extra });
+  assert.deepEqual(autoAttackPlan(merged({})).map((s) => s.part), ['apgd-ce', 'apgd-t', 'fab-t', 'square']);
+  assert.deepEqual(autoAttackPlan(merged({ version: 'plus' })).map((s) => s.part), ['apgd-ce', 'apgd-dlr', 'fab', 'square', 'apgd-t', 'fab-t']);
+  assert.deepEqual(autoAttackPlan(merged({ attacks: ['fab'] })).map((s) => s.part), ['fab']);
 });
 
 test('AutoAttack: attacks or restarts with a fixed version, and eot outside rand/custom, are UserErrors', async () => {
