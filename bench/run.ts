@@ -20,7 +20,7 @@ import { targetFromModel } from '../src/attacks/target';
 import { writeJsonAtomic } from '../src/runs/atomic';
 
 type Network = 'small-cnn' | 'vgg16-w0.25' | 'vgg16';
-type StepKind = 'forward' | 'ce' | 'ibrar' | 'pgd-at' | 'pgd10-attack' | 'apgd100-attack' | 'fmn100-attack' | 'pgd100-baseline';
+type StepKind = 'forward' | 'ce' | 'ibrar' | 'pgd-at' | 'pgd10-attack' | 'apgd100-attack' | 'autoattack-plus' | 'fmn100-attack' | 'pgd100-baseline';
 /** Attacks PyTorch has no implementation of here: timed against ibrar's own PGD of the same gradient count. */
 const OWN_BASELINE: Partial<Record<StepKind, StepKind>> = { 'fmn100-attack': 'pgd100-baseline' };
 
@@ -75,6 +75,7 @@ function rows(quick: boolean): Row[] {
     if (network === 'vgg16-w0.25') out.push({ network, step: 'apgd100-attack', batch: 200 });
     // FMN, 100 steps, L∞ (eps 0.03 only decides which rows count): a small batch, as a minimum-norm attack is run.
     if (network === 'vgg16-w0.25') out.push({ network, step: 'fmn100-attack', batch: 50 });
+    if (network === 'vgg16-w0.25') out.push({ network, step: 'autoattack-plus', batch: 32 });
   }
   return out;
 }
@@ -106,7 +107,7 @@ async function timeIbrar(row: Row, reps: number, warmup: number): Promise<number
   const target = targetFromModel(model);
   // Attacks label each input with the model's own prediction, so every example starts correctly
   // classified and is attacked for all iterations (APGD, like AutoAttack, skips wrong ones).
-  const attackRow = row.step === 'pgd10-attack' || row.step === 'apgd100-attack' || row.step in OWN_BASELINE || Object.values(OWN_BASELINE).includes(row.step);
+  const attackRow = row.step === 'pgd10-attack' || row.step === 'apgd100-attack' || row.step === 'autoattack-plus' || row.step in OWN_BASELINE || Object.values(OWN_BASELINE).includes(row.step);
   const yt = attackRow ? tf.tidy(() => tf.cast(tf.argMax(target.logits(xt), 1), 'int32') as tf.Tensor1D) : tf.tensor1d(y, 'int32');
   const once = async (i: number) => {
     switch (row.step) {
@@ -130,8 +131,15 @@ async function timeIbrar(row: Row, reps: number, warmup: number): Promise<number
       case 'pgd100-baseline': {
         const fmn = row.step === 'fmn100-attack';
         const attack = getAttack(fmn ? 'fmn' : 'pgd');
-        const params = fmn ? { norm: 'Linf', steps: 100, eps: 0.03 } : { ...attack.defaults, eps: 0.03, steps: 100 };
+        const params = fmn ? { norm: 'Linf', steps: 100, eps: 0.03 } : { eps: 0.03, steps: 100 };
         const res = await attack.run({ target, rng: new Rng(i) }, xt, yt, params);
+        res.xAdv.dispose();
+        return;
+      }
+      case 'autoattack-plus': {
+        // AutoAttack+ (L∞, ε 0.03): APGD-CE and APGD-DLR ×5 restarts, FAB ×5, Square 5000,
+        // APGD-T and FAB-T ×9 targets, each on the rows still robust.
+        const res = await getAttack('autoattack').run({ target, rng: new Rng(i) }, xt, yt, { version: 'plus', eps: 0.03 });
         res.xAdv.dispose();
         return;
       }
@@ -150,6 +158,17 @@ async function timeIbrar(row: Row, reps: number, warmup: number): Promise<number
   return times;
 }
 
+/**
+ * The PyTorch row standing in for an ibrar row: PGD-100 for APGD-CE-100, and for AutoAttack+
+ * too, whose first part (APGD-CE, first restart: 100 gradients on every row) it matches in
+ * gradient count; the later parts and restarts only see rows still robust, on the untrained
+ * bench network few or none. ibrar does at least that work, so the AutoAttack+ ratio is a lower
+ * bound on ibrar's per-gradient speed ratio.
+ */
+function torchStep(step: StepKind): string {
+  return step === 'apgd100-attack' || step === 'autoattack-plus' ? 'grad100-attack' : step;
+}
+
 function torchResults(rowsToRun: Row[], reps: number, warmup: number): { meta: Record<string, unknown>; byKey: Map<string, { median_ms: number; img_s: number }> } | null {
   const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
   const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
@@ -158,8 +177,9 @@ function torchResults(rowsToRun: Row[], reps: number, warmup: number): { meta: R
     threads: os.cpus().length,
     reps,
     warmup,
-    // PyTorch has no APGD here (no torchattacks): the same number of gradient evaluations of PGD stands in.
-    rows: rowsToRun.filter((r) => !(r.step in OWN_BASELINE)).map((r) => ({ ...r, step: r.step === 'apgd100-attack' ? 'grad100-attack' : r.step })),
+    // PyTorch has no APGD, AutoAttack or FMN here (no torchattacks, no fra31/auto-attack): PGD with
+    // the same number of gradient evaluations stands in (see torchStep); FMN is timed against ibrar's own PGD.
+    rows: rowsToRun.filter((r) => !(r.step in OWN_BASELINE)).map((r) => ({ ...r, step: torchStep(r.step) })),
   };
   const res = spawnSync(python, [path.join(__dirname, '..', '..', 'bench', 'torch_ref.py')], {
     input: JSON.stringify(spec),
@@ -173,7 +193,7 @@ function torchResults(rowsToRun: Row[], reps: number, warmup: number): { meta: R
   }
   const out = JSON.parse(res.stdout) as { torch: string; threads: number; blas: string; blas_library?: string; results: Array<Row & { median_ms: number; img_s: number }> };
   const byKey = new Map<string, { median_ms: number; img_s: number }>();
-  for (const r of out.results) byKey.set(`${r.network}/${(r.step as string) === 'grad100-attack' ? 'apgd100-attack' : r.step}`, r);
+  for (const r of out.results) byKey.set(`${r.network}/${r.step}/${r.batch}`, r);
   return { meta: { version: out.torch, threads: out.threads, blas: out.blas, blasLibrary: out.blas_library }, byKey };
 }
 
@@ -200,7 +220,7 @@ async function main(): Promise<void> {
   for (const row of todo) {
     const times = await timeIbrar(row, opt.reps, opt.warmup);
     const ms = median(times);
-    const ref = torch?.byKey.get(`${row.network}/${row.step}`) ?? null;
+    const ref = torch?.byKey.get(`${row.network}/${torchStep(row.step)}/${row.batch}`) ?? null;
     const img = row.batch / (ms / 1000);
     const baseStep = OWN_BASELINE[row.step];
     const baseMs = baseStep ? median(await timeIbrar({ ...row, step: baseStep }, opt.reps, opt.warmup)) : null;
@@ -214,6 +234,9 @@ async function main(): Promise<void> {
       ratio: ref ? img / ref.img_s : baseline ? img / baseline.img_s : null,
       ...(row.step === 'apgd100-attack' ? { note: 'PyTorch column: PGD with 100 steps (same gradient count); torchattacks is not installed' } : {}),
       ...(baseline ? { baseline, note: `no PyTorch FMN here: ratio is to ibrar's own ${baseline.step} (same gradient count), ${baseline.img_s.toFixed(1)} img/s` } : {}),
+      ...(row.step === 'autoattack-plus'
+        ? { note: "PyTorch column: PGD with 100 steps (the gradient count of AutoAttack+'s first APGD-CE restart; later parts see only rows still robust); fra31/auto-attack is not installed" }
+        : {}),
     });
     process.stderr.write(`  ${row.network} ${row.step}: ${img.toFixed(1)} img/s` + (ref ? ` (PyTorch ${ref.img_s.toFixed(1)})` : '') + '\n');
   }

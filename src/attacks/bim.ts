@@ -1,7 +1,9 @@
 // BIM / I-FGSM (method.md §5; torchattacks BIM): PGD-L∞ from x itself (no random start)
-// with step α = 1/255. torchattacks' max/min form of the projection equals ours.
+// with step α = 1/255. torchattacks' max/min form of the projection equals ours. `eot` > 1:
+// each gradient is the mean over that many stochastic forwards (./eot.ts).
 import { z } from 'zod';
 import { oneHot } from './common';
+import { Eot, eotParam, withEotExtra } from './eot';
 import { defineAttack, epsParam, posInt, stepParam } from './params';
 import { pgdLinf } from './pgd';
 
@@ -10,6 +12,7 @@ const schema = z
     eps: epsParam(0.03),
     alpha: stepParam().default(1 / 255),
     steps: posInt(10),
+    eot: eotParam(),
   })
   .strict();
 export type BimParams = z.output<typeof schema>;
@@ -21,8 +24,9 @@ export const bim = defineAttack<BimParams>({
   schema,
   attack: async (ctx, x, y, p) => {
     const yOh = oneHot(y, ctx.target.numClasses);
+    const eot = Eot.of(ctx, p.eot);
     try {
-      return { xAdv: await pgdLinf(ctx, x, yOh, { eps: p.eps, alpha: p.alpha, steps: p.steps }) };
+      return withEotExtra({ xAdv: await pgdLinf(ctx, x, yOh, { eps: p.eps, alpha: p.alpha, steps: p.steps, eot }) }, eot);
     } finally {
       yOh.dispose();
     }

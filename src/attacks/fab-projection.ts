@@ -117,3 +117,115 @@ export function argsortNonNegative(keys: Float64Array): Uint32Array {
   }
   return src;
 }
+
+// FAB's L2 and L1 projections (AutoAttack `projection_l2`, `projection_l1`), per row: the
+// smallest step d in that norm with w·(t + d) = b and t + d ∈ [0,1]^n, or, when the box cannot
+// reach the hyperplane, the box corner that gets closest. Both first flip (w, b) so that the
+// required change c = w·t − b of w·z is a decrease.
+
+/**
+ * L2: d = −λ·w with every coordinate stopped at its box side; coordinate i saturates at
+ * λ = r_i = max(t_i/w_i, (t_i − 1)/w_i). The λ that removes c is found on the sorted r by the
+ * reference's bisection; coordinates with |w_i| < 1e-8 do not move.
+ */
+export function projectL2Row(t: ArrayLike<number>, w0: ArrayLike<number>, b0: number, out: Float64Array): void {
+  const n = t.length;
+  let wt = 0;
+  for (let i = 0; i < n; i++) wt += w0[i] * t[i];
+  const sgn = wt - b0 >= 0 ? 1 : -1;
+  const c = (wt - b0) * sgn;
+  const w = new Float64Array(n);
+  const r = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    w[i] = w0[i] * sgn;
+    let ri = Math.max(t[i] / w[i], (t[i] - 1) / w[i]);
+    ri = Math.min(Math.max(ri, -1e12), 1e12);
+    if (Math.abs(w[i]) < 1e-8 || Number.isNaN(ri)) ri = 1e12;
+    if (ri === -1e12) ri = 1e12;
+    r[i] = ri + 0;
+  }
+  const order = argsortNonNegative(r);
+  // rs: sorted r; rs2: the next one (0 after the last); both with 1e12 read as 0 (as the reference).
+  const rsAt = (k: number) => (k < n && r[order[k]] !== 1e12 ? r[order[k]] : 0);
+  let w5 = 0;
+  for (let k = 0; k < n; k++) w5 += w[order[k]] * w[order[k]];
+  const ws = new Float64Array(n);
+  const s = new Float64Array(n + 1);
+  let acc = 0;
+  let cum = 0;
+  s[0] = -w5 * rsAt(0);
+  for (let k = 0; k < n; k++) {
+    acc += w[order[k]] * w[order[k]];
+    ws[k] = w5 - acc;
+    cum += (rsAt(k) - rsAt(k + 1)) * ws[k];
+    s[k + 1] = cum - w5 * rsAt(0);
+  }
+  let dw = 0;
+  for (let i = 0; i < n; i++) {
+    out[i] = Math.abs(w[i]) > 1e-8 ? -(r[i] * w[i]) : 0;
+    dw += out[i] * w[i];
+  }
+  const c4 = s[0] + c < 0; // no coordinate saturates
+  const c3 = dw + c > 0; // even the full box move falls short
+  if (c4) {
+    const alpha = c / w5;
+    for (let i = 0; i < n; i++) out[i] = -alpha * w[i];
+  } else if (!c3) {
+    let lb = 0;
+    let ub = n - 1;
+    const iters = Math.ceil(Math.log2(n));
+    for (let it = 0; it < iters; it++) {
+      const mid = Math.floor((lb + ub) / 2);
+      if (s[mid] + c > 0) lb = mid;
+      else ub = mid;
+    }
+    const alpha = ws[lb] === 0 ? 0 : (s[lb] + c) / ws[lb] + rsAt(lb);
+    for (let i = 0; i < n; i++) out[i] = alpha > r[i] ? out[i] : -alpha * w[i];
+  }
+  for (let i = 0; i < n; i++) if (!(Math.abs(w[i]) > 1e-8)) out[i] = 0;
+}
+
+/**
+ * L1: move whole coordinates to their box side in order of decreasing |w_i| (increasing
+ * 1/|w_i|) until the next one would overshoot; that one moves only as far as needed. The
+ * position is found on the cumulative changes by the reference's bisection.
+ */
+export function projectL1Row(t: ArrayLike<number>, w0: ArrayLike<number>, b0: number, out: Float64Array): void {
+  const n = t.length;
+  let wt = 0;
+  for (let i = 0; i < n; i++) wt += w0[i] * t[i];
+  const sgn = wt - b0 >= 0 ? 1 : -1;
+  const c = (wt - b0) * sgn;
+  const w = new Float64Array(n);
+  const r = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    w[i] = w0[i] * sgn;
+    r[i] = Math.min(Math.abs(1 / w[i]), 1e12);
+  }
+  const order = argsortNonNegative(r);
+  const pos = new Uint32Array(n);
+  for (let k = 0; k < n; k++) pos[order[k]] = k;
+  // s[0] = c, s[k + 1] = c + Σ_{j ≤ k} (change of w·z when the j-th coordinate moves fully).
+  const s = new Float64Array(n + 1);
+  s[0] = c;
+  for (let k = 0; k < n; k++) {
+    const i = order[k];
+    s[k + 1] = s[k] + Math.min(-w[i] * t[i], w[i] * (1 - t[i]));
+  }
+  for (let i = 0; i < n; i++) out[i] = w[i] !== 0 ? (w[i] < 0 ? 1 : 0) - t[i] : 0;
+  if (s[n] < 0) {
+    let lb = 0;
+    let ub = n + 1;
+    const iters = Math.ceil(Math.log2(n));
+    for (let it = 0; it < iters; it++) {
+      const mid = Math.floor((lb + ub) / 2);
+      if (s[mid] > 0) lb = mid;
+      else ub = mid;
+    }
+    const at = order[lb];
+    const alpha = -s[lb] / w[at];
+    for (let i = 0; i < n; i++) if (!(pos[i] < lb)) out[i] = 0;
+    out[at] = alpha;
+  }
+  for (let i = 0; i < n; i++) if (!(Math.abs(w[i]) > 1e-8)) out[i] = 0;
+}

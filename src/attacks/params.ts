@@ -30,7 +30,8 @@ export function parseAttackParams<P>(name: string, schema: z.ZodType<P, z.ZodTyp
   throw new UserError(`attack parameter ${where}: ${issue.message}${keys}`, undefined, where);
 }
 
-function validKeys(schema: z.ZodTypeAny): string[] {
+/** The parameter names an attack's schema accepts. */
+export function validKeys(schema: z.ZodTypeAny): string[] {
   let s: z.ZodTypeAny = schema;
   while (s instanceof z.ZodEffects) s = s.innerType();
   return s instanceof z.ZodObject ? Object.keys(s.shape as object) : [];
@@ -61,4 +62,14 @@ export function defineAttack<P>(spec: AttackSpec<P>): Attack<P> {
       return spec.attack(ctx, x, y, parseAttackParams(spec.name, spec.schema, params));
     },
   };
+}
+
+/**
+ * The norm an attack runs in with these (parsed) parameters: the `norm` parameter of attacks
+ * that have one (Linf / L2 / L1), else the attack's own.
+ */
+export function normOfParams(attack: Attack<unknown>, params: Record<string, unknown>): AttackNorm | 'l1' {
+  if (attack.normOf) return attack.normOf(params);
+  if (typeof params.norm === 'string') return params.norm.toLowerCase() as 'linf' | 'l2' | 'l1';
+  return attack.norm;
 }

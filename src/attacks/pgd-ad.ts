@@ -1,7 +1,8 @@
 // PGD_AD, the adaptive attack of the reference code (method.md §5, adp_attack/pgd_mi.py):
 // PGD-L∞ as `pgd` (random start, α = ε/steps·2.3) ascending CE_mean + the IB terms that the
 // evaluator supplies as ctx.extraLoss (Σ_l 0.008·HSIC(T_l(x'), X_clean) − 0.08·HSIC(T_l(x'), Y)).
-// The HSIC terms couple the batch, so results depend on batch composition.
+// The HSIC terms couple the batch, so results depend on batch composition. No `eot`: the IB
+// terms read the taps of the eval forward, which a stochastic forward does not expose.
 import { z } from 'zod';
 import { pgdStepSize } from '../config/schema';
 import { tf } from '../engine/tf';

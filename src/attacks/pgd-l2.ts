@@ -1,9 +1,11 @@
 // PGD-L2 (torchattacks PGDL2 semantics): random start δ = r·ε·n/‖n‖, n ~ N(0, I),
 // r ~ U(0, 1) per example, clip01; each step x ← x + α·g/(‖g‖ + 1e-10) with g = ∇ CE_mean,
 // then δ ← δ·min(ε/‖δ‖, 1) and clip01. Defaults are torchattacks' (ε 1.0, α 0.2, 10 steps).
+// `eot` > 1: each gradient is the mean over that many stochastic forwards (./eot.ts).
 import { z } from 'zod';
 import { tf } from '../engine/tf';
-import { ceMean, inputGrad, normalTensor, oneHot, projectL2, swap } from './common';
+import { ceMean, normalTensor, oneHot, projectL2, swap } from './common';
+import { Eot, eotInputGrad, eotParam, withEotExtra } from './eot';
 import { noYield } from './interrupt';
 import { defineAttack, epsParam, posInt, stepParam } from './params';
 
@@ -13,6 +15,7 @@ const schema = z
     alpha: stepParam().default(0.2),
     steps: posInt(10),
     randomStart: z.boolean().default(true),
+    eot: eotParam(),
   })
   .strict();
 export type PgdL2Params = z.output<typeof schema>;
@@ -22,7 +25,9 @@ export const pgdL2 = defineAttack<PgdL2Params>({
   description: 'Projected gradient descent in the L2 ball, normalised-gradient steps (torchattacks PGDL2)',
   norm: 'l2',
   schema,
-  attack: async ({ target, rng, yieldPoint = noYield }, x, y, p) => {
+  attack: async (ctx, x, y, p) => {
+    const { target, rng, yieldPoint = noYield } = ctx;
+    const eot = Eot.of(ctx, p.eot);
     const yOh = oneHot(y, target.numClasses);
     const n = x.shape[0];
     let adv = p.randomStart
@@ -40,14 +45,15 @@ export const pgdL2 = defineAttack<PgdL2Params>({
         tf.dispose([adv, yOh]);
         throw err;
       }
+      const g = eotInputGrad(eot, (logits) => ceMean(logits, yOh), adv);
       const next = tf.tidy(() => {
-        const g = inputGrad((xi) => ceMean(target.logits(xi), yOh), adv);
         const gNorm = tf.add(tf.sqrt(tf.sum(tf.square(g), [1, 2, 3], true)), 1e-10);
         return projectL2(tf.add(adv, tf.mul(tf.div(g, gNorm), p.alpha)) as tf.Tensor4D, x, p.eps);
       });
+      g.dispose();
       adv = swap(adv, next);
     }
     yOh.dispose();
-    return { xAdv: adv };
+    return withEotExtra({ xAdv: adv }, eot);
   },
 });

@@ -9,6 +9,13 @@ export interface AttackTarget {
   numClasses: number;
   /** Logits in eval mode (BN running statistics; no channel mask unless the evaluator decides). */
   logits(x: tf.Tensor4D): tf.Tensor2D;
+  /**
+   * One forward with the model's randomness on, drawn from `rng` (same state → same forward):
+   * the VIB head samples fresh noise instead of its fixed evaluation noise, dropout is active;
+   * BatchNorm still uses its running statistics. Absent on a deterministic target. Used by EOT
+   * (./eot.ts).
+   */
+  sampleLogits?(x: tf.Tensor4D, rng: Rng): tf.Tensor2D;
 }
 
 /**

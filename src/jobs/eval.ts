@@ -11,7 +11,7 @@ import type { ExperimentConfig } from '../config/schema';
 import { UserError } from '../errors';
 import { testBatches, toTensors, sliceSplit, type Split } from '../data';
 import { getAttack, parseAttackList } from '../attacks/registry';
-import { parseAttackParams } from '../attacks/params';
+import { normOfParams, parseAttackParams, validKeys } from '../attacks/params';
 import { predict } from '../attacks/common';
 import { AttackInterrupted, yieldPointFor } from '../attacks/interrupt';
 import type { AttackContext, AttackTarget } from '../attacks/types';
@@ -91,11 +91,15 @@ function mergeParams(a: EvalRequest['params'], b: EvalRequest['params']): EvalRe
  */
 export function attackParams(name: string, req: Pick<EvalRequest, 'eps' | 'steps'> & { params?: EvalRequest['params'] }): Record<string, unknown> {
   const attack = getAttack(name);
-  const keys = attack.defaults as Record<string, unknown>;
+  const keys = validKeys(attack.paramsSchema);
+  const user = req.params?.[attack.name] ?? {};
+  // The evaluation's ε is an L∞ budget: it goes to attacks that run in L∞ (with the parameters
+  // given); L2 and L1 attacks keep their own budgets unless one is given for them.
+  const norm = normOfParams(attack, parseAttackParams(attack.name, attack.paramsSchema, user) as Record<string, unknown>);
   const raw: Record<string, unknown> = {};
-  if ('eps' in keys) raw.eps = req.eps;
-  if (req.steps !== undefined && 'steps' in keys) raw.steps = req.steps;
-  Object.assign(raw, req.params?.[attack.name] ?? {});
+  if (keys.includes('eps') && norm === 'linf') raw.eps = req.eps;
+  if (req.steps !== undefined && keys.includes('steps')) raw.steps = req.steps;
+  Object.assign(raw, user);
   return parseAttackParams(attack.name, attack.paramsSchema, raw) as Record<string, unknown>;
 }
 
@@ -298,7 +302,7 @@ function buildReport(run: OpenedRun, req: EvalRequest, split: Split, state: Eval
     }
     const extra: Record<string, number> = {};
     for (const [k, v] of Object.entries(state.extraSums[a])) extra[k] = k === 'queries' ? v : v / n;
-    const norm = getAttack(a).norm;
+    const norm = normOfParams(getAttack(a), params[a]);
     return {
       attack: a,
       params: params[a],

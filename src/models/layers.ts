@@ -175,16 +175,19 @@ export function globalAvgPool(x: tf.Tensor4D): tf.Tensor2D {
   return tf.mean(x, [1, 2]) as tf.Tensor2D;
 }
 
-/** nn.Dropout(p): zero with probability p and scale by 1/(1−p), only in training. Seeded. */
+/**
+ * nn.Dropout(p): zero with probability p and scale by 1/(1−p), only in training, or when a
+ * sampling generator is given (ForwardOptions.sample: the mask then comes from it). Seeded.
+ */
 export class Dropout {
   constructor(
     readonly rate: number,
     private readonly rng: Rng,
   ) {}
 
-  apply<T extends tf.Tensor>(x: T, training: boolean): T {
-    if (!training || this.rate === 0) return x;
-    return tf.dropout(x, this.rate, undefined, this.rng.seed()) as T;
+  apply<T extends tf.Tensor>(x: T, training: boolean, sample?: Rng): T {
+    if (this.rate === 0 || (!training && !sample)) return x;
+    return tf.dropout(x, this.rate, undefined, (sample ?? this.rng).seed()) as T;
   }
 }
 

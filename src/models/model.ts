@@ -11,6 +11,8 @@ export interface ModelSpec {
   tapNames: readonly string[];
   maskTap: string;
   params: NamedParam[];
+  /** The body has randomness that ForwardOptions.sample turns on (dropout > 0). */
+  stochastic?: boolean;
   /**
    * The network from the (normalised) input `x` to logits. `input` is the raw input (what the
    * channel-mask hook receives); `record(name, t)` stores a tap and returns the tensor the rest of
@@ -72,6 +74,7 @@ export function createModel(spec: ModelSpec): Model {
     maskTap,
     params,
     forward,
+    stochastic: spec.stochastic ?? false,
     dispose(): void {
       if (disposed) return;
       disposed = true;

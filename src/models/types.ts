@@ -36,6 +36,12 @@ export interface ForwardOptions {
    * reaching each layer's output.
    */
   tapHook?: (name: string, t: tf.Tensor) => tf.Tensor;
+  /**
+   * The model's randomness on, drawn from this generator, whatever `training` says: dropout is
+   * active and a VIB head samples fresh noise instead of its fixed evaluation noise
+   * (`training` still decides BatchNorm). Attacks use it for EOT (attacks/eot.ts).
+   */
+  sample?: Rng;
 }
 
 export interface ForwardResult {
@@ -57,6 +63,8 @@ export interface Model {
   /** Every parameter and buffer, trainable first, in a stable order. */
   readonly params: readonly NamedParam[];
   forward(x: tf.Tensor4D, opts: ForwardOptions): ForwardResult;
+  /** true when `forward` has randomness that ForwardOptions.sample turns on (dropout > 0, VIB). */
+  readonly stochastic?: boolean;
   dispose(): void;
 }
 

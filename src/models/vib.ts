@@ -6,7 +6,9 @@
 // so every attack differentiates through the S-sample average. The S noise vectors ε_s are
 // fixed at build time (from the model's seed), which makes the evaluated classifier a
 // deterministic function of x alone: clean accuracy, attacks and t-SNE all see the same model,
-// independent of batch composition or call order.
+// independent of batch composition or call order. ForwardOptions.sample turns the randomness
+// back on (fresh noise per example and per call, the deployed stochastic classifier): the
+// attacks' EOT averages gradients over such forwards.
 //
 // The wrapper keeps the base model's name (`arch`), so checkpoints, robust-layer presets and
 // tap lists stay those of the base; the base's own classifier is kept (and checkpointed) but
@@ -103,10 +105,13 @@ export function wrapVib(base: Model, settings: VibSettings, rng: Rng): VibModel 
     const { mu, sigma, taps } = encode(x, opts);
     const n = mu.shape[0];
     if (opts.training) {
-      const eps = tf.tensor2d(trainNoise.fillNormal(new Float32Array(n * k)), [n, k]);
+      const eps = tf.tensor2d((opts.sample ?? trainNoise).fillNormal(new Float32Array(n * k)), [n, k]);
       return { logits: decode(tf.add(mu, tf.mul(sigma, eps))), taps };
     }
-    const eps = tf.reshape(tf.tensor2d(evalNoise, [samples, k]), [samples, 1, k]);
+    // ForwardOptions.sample: the same S-sample average with fresh noise, per example.
+    const eps = opts.sample
+      ? tf.tensor3d(opts.sample.fillNormal(new Float32Array(samples * n * k)), [samples, n, k])
+      : tf.reshape(tf.tensor2d(evalNoise, [samples, k]), [samples, 1, k]);
     const z = tf.add(tf.expandDims(mu, 0), tf.mul(tf.expandDims(sigma, 0), eps)); // [S, n, K]
     const logits = tf.reshape(decode(tf.reshape(z, [samples * n, k]) as tf.Tensor2D), [samples, n, base.numClasses]) as tf.Tensor3D;
     return { logits: logMeanSoftmax(logits), taps };
@@ -121,6 +126,7 @@ export function wrapVib(base: Model, settings: VibSettings, rng: Rng): VibModel 
     maskTap: base.maskTap,
     params,
     vib: { ...settings },
+    stochastic: true,
     encoderTap,
     encode,
     decode,

@@ -71,8 +71,8 @@ class WideBasic {
         : null;
   }
 
-  apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    let out = this.dropout.apply(this.conv1.apply(this.bn1.applyRelu(x, training)), training);
+  apply(x: tf.Tensor4D, training: boolean, sample?: Rng): tf.Tensor4D {
+    let out = this.dropout.apply(this.conv1.apply(this.bn1.applyRelu(x, training)), training, sample);
     out = this.conv2.apply(this.bn2.applyRelu(out, training));
     return tf.add(out, this.shortcut ? this.shortcut.apply(x) : x);
   }
@@ -104,6 +104,7 @@ export function buildWrn(opts: ModelOptions, rng: Rng): Model {
   return createModel({
     arch: 'wrn',
     opts,
+    stochastic: opts.dropout > 0,
     tapNames: wrnTapNames(opts.depth),
     maskTap,
     params: pb.params(),
@@ -111,7 +112,7 @@ export function buildWrn(opts: ModelOptions, rng: Rng): Model {
       let h = conv1.apply(x);
       h = record('conv1', h);
       for (const { name, block } of blocks) {
-        h = block.apply(h, fwd.training);
+        h = block.apply(h, fwd.training, fwd.sample);
         if (name === maskTap) h = applyChannelMask(h, input, fwd.channelMask);
         h = record(name, h);
       }

@@ -72,3 +72,40 @@ export function lpDistances(a: tf.Tensor4D, b: tf.Tensor4D, norm: 'linf' | 'l2' 
     }).dataSync(),
   );
 }
+
+/** Largest per-example excess of ‖xAdv − x‖ over ε in `norm` (L∞, L2 or L1), and of [0,1]. */
+export function lpViolations(xAdv: tf.Tensor4D, x: tf.Tensor4D, eps: number, norm: 'Linf' | 'L2' | 'L1'): { ball: number; box: number } {
+  const a = xAdv.dataSync();
+  const b = x.dataSync();
+  const d = a.length / xAdv.shape[0];
+  let ball = 0;
+  let box = 0;
+  for (let i = 0; i < xAdv.shape[0]; i++) {
+    let n = 0;
+    for (let j = i * d; j < (i + 1) * d; j++) {
+      if (!Number.isFinite(a[j])) return { ball: Infinity, box: Infinity };
+      const e = Math.abs(a[j] - b[j]);
+      n = norm === 'Linf' ? Math.max(n, e) : norm === 'L2' ? n + e * e : n + e;
+      box = Math.max(box, -a[j], a[j] - 1);
+    }
+    ball = Math.max(ball, (norm === 'L2' ? Math.sqrt(n) : n) - eps);
+  }
+  return { ball, box };
+}
+
+/**
+ * A randomized version of `base`: `logits` are the base's (the eval forward), `sampleLogits`
+ * multiplies each logit by (1 + scale·ε), ε ~ N(0, 1) from the given generator.
+ */
+export function stochasticTarget(base: AttackTarget, scale = 0.3): AttackTarget {
+  return {
+    numClasses: base.numClasses,
+    logits: (x) => base.logits(x),
+    sampleLogits: (x, rng) =>
+      tf.tidy(() => {
+        const z = base.logits(x);
+        const noise = tf.tensor2d(rng.fillNormal(new Float32Array(z.size)), z.shape as [number, number]);
+        return tf.mul(z, tf.add(1, tf.mul(noise, scale))) as tf.Tensor2D;
+      }),
+  };
+}

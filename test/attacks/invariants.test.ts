@@ -10,7 +10,10 @@ import type { AttackContext, ExtraLoss } from '../../src/attacks/types';
 import { UserError } from '../../src/errors';
 import { readGolden } from '../helpers/golden';
 import { boxViolations, mlpTarget } from './helpers';
-import { accuracy, lpDistances } from './helpers';
+import * as fs from 'fs';
+import * as path from 'path';
+import { flat, REPO_ROOT } from '../helpers/golden';
+import { accuracy, lpDistances, lpViolations, nchwToNhwc, stochasticTarget } from './helpers';
 
 const G = readGolden('attacks.json');
 let target: ReturnType<typeof mlpTarget>;
@@ -39,6 +42,7 @@ const FAST: Record<string, Record<string, unknown>> = {
   mifgsm: { eps: 0.1, steps: 5 },
   difgsm: { eps: 0.1, steps: 5, resizeRate: 0.5, diversityProb: 0.7, decay: 1 },
   hopskipjump: { eps: 0.5, queries: 150 },
+  noise: { eps: 0.1, draws: 5 },
 };
 
 // A stand-in for the IB terms: any differentiable function of (x', x, Y) will do here.
@@ -185,5 +189,89 @@ for (const [name, raw, maxAcc] of FALLS) {
       assert.equal(res.distances[labels.length - 1], 0, 'an already misclassified row has distance 0');
     }
     res.xAdv.dispose();
+  });
+}
+
+// Variants of the attacks above, by their parameters: the threat models L2 / L1, AutoAttack's
+// versions, CW's binary search, and EOT against a randomized target (stochasticTarget). Same
+// invariants, in the variant's norm, plus: the attack fools some of the examples the target
+// classified correctly (the MLPs here are undefended). Square L2 / L1 tile ⌊h/5⌋-pixel blocks,
+// so those variants (and AutoAttack's, which run Square) use the 3×10×10 MLP of
+// fixtures/reference-aa.json.
+interface Variant {
+  name: string;
+  params: Record<string, unknown>;
+  norm: 'Linf' | 'L2' | 'L1';
+  model?: 'mlp10';
+  stochastic?: boolean;
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'apgd-ce', params: { norm: 'L2', eps: 0.5, steps: 10, restarts: 2 }, norm: 'L2' },
+  { name: 'apgd-ce', params: { norm: 'L1', eps: 2, steps: 10, restarts: 2 }, norm: 'L1' },
+  { name: 'apgd-ce', params: { norm: 'L1', eps: 2, steps: 10, largeReps: true }, norm: 'L1' },
+  { name: 'apgd-dlr', params: { norm: 'L2', eps: 0.5, steps: 10 }, norm: 'L2' },
+  { name: 'apgd-t', params: { norm: 'L1', eps: 2, steps: 10, nTargets: 3 }, norm: 'L1' },
+  { name: 'fab', params: { norm: 'L2', eps: 0.5, steps: 5, restarts: 2 }, norm: 'L2' },
+  { name: 'fab', params: { norm: 'L1', eps: 2, steps: 5, restarts: 2 }, norm: 'L1' },
+  { name: 'fab-t', params: { norm: 'L2', eps: 0.5, steps: 5, nTargets: 3 }, norm: 'L2' },
+  { name: 'fab-t', params: { norm: 'L1', eps: 2, steps: 5, nTargets: 3 }, norm: 'L1' },
+  { name: 'square', params: { norm: 'L2', eps: 2, queries: 60 }, norm: 'L2', model: 'mlp10' },
+  { name: 'square', params: { norm: 'L1', eps: 10, queries: 60 }, norm: 'L1', model: 'mlp10' },
+  { name: 'autoattack', params: { eps: 0.1, version: 'plus', steps: 5, nTargets: 2, queries: 40 }, norm: 'Linf' },
+  { name: 'autoattack', params: { norm: 'L2', eps: 2, steps: 5, nTargets: 2, queries: 40 }, norm: 'L2', model: 'mlp10' },
+  { name: 'autoattack', params: { norm: 'L1', eps: 10, steps: 5, nTargets: 2, queries: 40 }, norm: 'L1', model: 'mlp10' },
+  { name: 'autoattack', params: { eps: 0.1, version: 'rand', eot: 3, steps: 5 }, norm: 'Linf', stochastic: true },
+  { name: 'cw', params: { binarySteps: 3, initialC: 0.01, steps: 15 }, norm: 'L2' },
+  { name: 'fgsm', params: { eps: 0.1, eot: 3 }, norm: 'Linf', stochastic: true },
+  { name: 'bim', params: { eps: 0.1, steps: 5, eot: 3 }, norm: 'Linf', stochastic: true },
+  { name: 'pgd', params: { eps: 0.1, steps: 5, restarts: 2, eot: 3 }, norm: 'Linf', stochastic: true },
+  { name: 'pgd-l2', params: { eps: 0.5, steps: 5, eot: 3 }, norm: 'L2', stochastic: true },
+  { name: 'nifgsm', params: { eps: 0.1, steps: 5, eot: 3 }, norm: 'Linf', stochastic: true },
+  { name: 'cw', params: { steps: 15, c: 1, eot: 2 }, norm: 'L2', stochastic: true },
+  { name: 'apgd-ce', params: { eps: 0.1, steps: 10, eot: 3 }, norm: 'Linf', stochastic: true },
+  { name: 'apgd-dlr', params: { norm: 'L1', eps: 2, steps: 10, eot: 3 }, norm: 'L1', stochastic: true },
+  { name: 'apgd-t', params: { norm: 'L2', eps: 0.5, steps: 10, nTargets: 2, eot: 3 }, norm: 'L2', stochastic: true },
+];
+
+function mlp10Case(): { target: ReturnType<typeof mlpTarget>; x: tf.Tensor4D; y: tf.Tensor1D } {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const M: any = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'attacks', 'fixtures', 'reference-aa.json'), 'utf8')).square_model;
+  const [c, h, w] = M.shape as [number, number, number];
+  const t = mlpTarget(M.layers, [c, h, w]);
+  const xs = nchwToNhwc(flat(M.x), [M.labels.length, c, h, w]);
+  return { target: t, x: xs, y: tf.tensor1d(M.labels, 'int32') };
+}
+
+for (const v of VARIANTS) {
+  const label = `${v.name} ${JSON.stringify(v.params)}${v.stochastic ? ' (randomized target)' : ''}`;
+  test(`variant ${label}: inside the ball in its norm and [0,1], deterministic, no leaks, fools some`, async () => {
+    const own = v.model === 'mlp10' ? mlp10Case() : null;
+    const base = own?.target ?? target;
+    const xs = own?.x ?? x;
+    const ys = own?.y ?? y;
+    const tgt = v.stochastic ? stochasticTarget(base) : base;
+    const attack = getAttack(v.name);
+    const params = attack.paramsSchema.parse(v.params) as Record<string, unknown>;
+    const ctx = (seed: number): AttackContext => ({ target: tgt, rng: new Rng(seed) });
+    const first = await attack.run(ctx(3), xs, ys, params);
+    const before = tf.memory().numTensors;
+    const second = await attack.run(ctx(3), xs, ys, params);
+    assert.equal(tf.memory().numTensors, before + 1, 'only the result tensor stays alive');
+    assert.deepEqual(Array.from(second.xAdv.dataSync()), Array.from(first.xAdv.dataSync()), 'same seed, same output');
+    assert.equal(second.extra?.['eot.deterministicTarget'], undefined);
+    const eps = typeof params.eps === 'number' ? params.eps : null;
+    const viol = lpViolations(second.xAdv, xs, eps ?? Infinity, v.norm);
+    assert.ok(viol.box <= 0, `[0,1] exceeded by ${viol.box}`);
+    // Float32 sums: L1 norms of 48–300 coordinates carry relative round-off ~1e-6.
+    if (eps !== null) assert.ok(viol.ball <= (v.norm === 'Linf' ? 1e-6 : 1e-5 * Math.max(eps, 1)), `${v.norm} ball exceeded by ${viol.ball}`);
+    const clean = accuracy(base, xs, Array.from(ys.dataSync()));
+    const adv = accuracy(base, second.xAdv, Array.from(ys.dataSync()));
+    assert.ok(adv < clean, `accuracy ${clean} → ${adv}: nothing fooled`);
+    tf.dispose([first.xAdv, second.xAdv]);
+    if (own) {
+      own.target.dispose();
+      tf.dispose([own.x, own.y]);
+    }
   });
 }
