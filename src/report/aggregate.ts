@@ -3,13 +3,8 @@
 // runs. Also names the paper's ablation row (Table 4) a config implements.
 import type { ExperimentConfig } from '../config/schema';
 import { configHash } from '../runs/config-hash';
-import { metricOf, type EvalFile } from './runs';
-
-export interface RunEntry {
-  runDir: string;
-  config: ExperimentConfig;
-  eval: EvalFile | null;
-}
+import { UserError } from '../errors';
+import type { EvalFile } from './runs';
 
 export interface Cell {
   mean: number;
@@ -30,15 +25,19 @@ export interface AblationRow {
 export interface GroupRow {
   key: string;
   label: string;
+  /** The evaluation budget and size of the row's numbers (rows never mix them). */
+  eps: number;
+  n: number;
   runs: string[];
   seeds: number[];
   evalFiles: string[];
-  /** Per column key; null when no run of the group has that number. */
+  /** Per column key; null when no run of the group has that number (or their attack parameters differ). */
   cells: Record<string, Cell | null>;
+  /** The gradient-masking verdicts of the row's runs that were diagnosed. */
+  verdicts: Array<'supported' | 'suspect'>;
   notes: string[];
   ablation: AblationRow | null;
-  /** Config keys (other than seed/name) whose values differ between the group's runs, and a
-   *  differing evaluation ε. */
+  /** Config keys (other than seed/name) whose values differ between the group's runs, and columns whose attack parameters differ. */
   differs: string[];
 }
 
@@ -115,33 +114,93 @@ function differingKeys(configs: readonly ExperimentConfig[]): string[] {
   return [...keys].filter((k) => maps.some((m) => m[k] !== maps[0][k])).sort();
 }
 
-/** Rows in order of first appearance; each cell aggregates the runs that have the number. */
-export function aggregateRuns(runs: readonly RunEntry[], columns: readonly string[]): GroupRow[] {
-  const groups = new Map<string, RunEntry[]>();
-  for (const r of runs) {
-    const key = groupName(r.config.name);
+/** One run's evaluations at one (ε, n): what a table row aggregates. */
+export interface RunSlice {
+  runDir: string;
+  config: ExperimentConfig;
+  eps: number;
+  n: number;
+  /** Its evaluation reports at that (ε, n), newest first. */
+  evals: EvalFile[];
+}
+
+/**
+ * A column: `natural`, `worst_case`, `diagnostics` (the gradient-masking verdict), or an attack
+ * with optional parameter values it must have been run with, e.g. `pgd:steps=50`.
+ */
+export interface ColumnSpec {
+  key: string;
+  attack: string;
+  match: Record<string, string | number | boolean>;
+}
+
+export function parseColumn(spec: string): ColumnSpec {
+  const [attack, ...pairs] = spec.split(':').map((s) => s.trim());
+  const match: ColumnSpec['match'] = {};
+  for (const p of pairs) {
+    const m = /^([A-Za-z0-9_]+)=(.+)$/.exec(p);
+    if (!m) throw new UserError(`expected attack:key=value, found '${spec}'`, undefined, '--columns');
+    const v = m[2];
+    match[m[1]] = v === 'true' ? true : v === 'false' ? false : Number.isFinite(Number(v)) ? Number(v) : v;
+  }
+  return { key: spec.trim(), attack, match };
+}
+
+function matches(params: Record<string, unknown>, match: ColumnSpec['match']): boolean {
+  return Object.entries(match).every(([k, v]) => (typeof v === 'number' && typeof params[k] === 'number' ? Math.abs((params[k] as number) - v) < 1e-12 : params[k] === v));
+}
+
+/** The eval (newest first) that has this column, and its number. */
+export function sliceValue(slice: RunSlice, col: ColumnSpec): { value: number; file: string; params?: Record<string, unknown> } | null {
+  for (const e of slice.evals) {
+    if (col.attack === 'natural') return { value: e.report.clean_acc, file: e.file };
+    if (col.attack === 'worst_case') return { value: e.report.worst_case_acc, file: e.file };
+    const a = e.report.attacks.find((s) => s.attack === col.attack && matches(s.params, col.match));
+    if (a) return { value: a.robust_acc, file: e.file, params: a.params };
+  }
+  return null;
+}
+
+/** Rows (config group, ε, n) in order of first appearance; each cell aggregates the runs that have the number. */
+export function aggregateSlices(slices: readonly RunSlice[], columns: readonly ColumnSpec[], verdictOf: (s: RunSlice) => 'supported' | 'suspect' | null): GroupRow[] {
+  const groups = new Map<string, RunSlice[]>();
+  for (const s of slices) {
+    const key = `${groupName(s.config.name)}|${s.eps}|${s.n}`;
     if (!groups.has(key)) groups.set(key, []);
-    groups.get(key)!.push(r);
+    groups.get(key)!.push(s);
   }
   const rows: GroupRow[] = [];
   for (const [key, members] of groups) {
     const cells: Record<string, Cell | null> = {};
+    const differs: string[] = [];
     for (const c of columns) {
-      const values = members.map((m) => (m.eval ? metricOf(m.eval.report, c) : null)).filter((v): v is number => v !== null);
-      cells[c] = values.length ? { ...meanStd(values), n: values.length, values } : null;
+      if (c.attack === 'diagnostics') continue;
+      const hits = members.map((m) => sliceValue(m, c)).filter((v): v is NonNullable<typeof v> => v !== null);
+      // Never average numbers made with different attack parameters (steps, restarts, …).
+      const sigs = new Set(hits.map((h) => JSON.stringify(h.params ?? {})));
+      if (sigs.size > 1) {
+        differs.push(`${c.key} parameters`);
+        cells[c.key] = null;
+        continue;
+      }
+      const values = hits.map((h) => h.value);
+      cells[c.key] = values.length ? { ...meanStd(values), n: values.length, values } : null;
     }
     const configs = members.map((m) => m.config);
     const hashes = new Set(configs.map((c) => configHash(comparable(c))));
-    const epsSeen = [...new Set(members.filter((m) => m.eval).map((m) => m.eval!.report.eps))];
-    const differs = hashes.size > 1 ? differingKeys(configs) : [];
-    if (epsSeen.length > 1) differs.push(`evaluation ε (${epsSeen.join(', ')})`);
+    if (hashes.size > 1) differs.unshift(...differingKeys(configs));
+    const verdicts = members.map(verdictOf).filter((v): v is 'supported' | 'suspect' => v !== null);
+    const name = groupName(members[0].config.name);
     rows.push({
       key,
-      label: key,
+      label: name,
+      eps: members[0].eps,
+      n: members[0].n,
       runs: members.map((m) => m.runDir),
       seeds: members.map((m) => m.config.seed),
-      evalFiles: members.map((m) => m.eval?.file ?? ''),
+      evalFiles: [...new Set(members.flatMap((m) => m.evals.slice(0, 1).map((e) => e.file)))],
       cells,
+      verdicts,
       notes: [...new Set(configs.flatMap(configNotes))],
       ablation: ablationRow(configs[0]),
       differs,

@@ -5,8 +5,9 @@ import { writeFileAtomic, writeJsonAtomic } from '../runs/atomic';
 import { runTimestamp } from '../runs/run-dir';
 import { UserError } from '../errors';
 import { epsWords } from './svg';
-import { aggregateRuns, type RunEntry } from './aggregate';
-import { chooseEval, findRunDirs, readRunConfig, runFigures } from './runs';
+import { aggregateSlices, parseColumn, type ColumnSpec, type GroupRow, type RunSlice } from './aggregate';
+import { chooseEvals, findRunDirs, readRunConfig, runFigures } from './runs';
+import { readDiagnosticsReport } from '../runs/diagnostics-file';
 import { columnHeader, differsNote, layoutColumns, tableCsv, tableLatex, tableMarkdown, type LayoutName, type ReportTable } from './tables';
 
 export interface ReportRequest {
@@ -18,6 +19,12 @@ export interface ReportRequest {
   /** Output folder (default reports/<timestamp>). */
   outDir?: string;
   title?: string;
+  /** Column specs (`natural`, `pgd`, `pgd:steps=50`, `worst_case`, `diagnostics`); default: the layout's. */
+  columns?: string[];
+  /** The ε of the rows: a number, `all`, or (default) each run's own eval.eps. */
+  eps?: number | 'all';
+  /** Also the candidate runs of layer probes (by default they appear only in the probe's own table). */
+  includeProbes?: boolean;
 }
 
 const TITLES: Record<LayoutName, string> = {
@@ -26,45 +33,71 @@ const TITLES: Record<LayoutName, string> = {
   all: 'Robust accuracy under every evaluated attack',
 };
 
-function setupLines(runs: readonly RunEntry[], columns: readonly string[]): string[] {
-  const evals = runs.map((r) => r.eval?.report).filter((e): e is NonNullable<typeof e> => Boolean(e));
-  if (evals.length === 0) return ['No evaluation reports found: run `ibrar eval --run RUN_DIR` first.'];
+function setupLines(rows: readonly GroupRow[], slices: readonly RunSlice[], columns: readonly ColumnSpec[]): string[] {
+  if (slices.every((s) => s.evals.length === 0)) return ['No evaluation reports found: run `ibrar eval --run RUN_DIR` first.'];
   const uniq = <T>(xs: T[]) => [...new Set(xs)];
-  const eps = uniq(evals.map((e) => epsWords(e.eps)));
-  const ns = uniq(evals.map((e) => e.n));
-  const lines = [`ε = ${eps.join(' / ')} (L∞), ${ns.length === 1 ? `n = ${ns[0]}` : `n = ${Math.min(...ns)}–${Math.max(...ns)}`} test examples`];
+  const eps = uniq(rows.map((r) => epsWords(r.eps)));
+  const ns = uniq(rows.map((r) => r.n));
+  const lines = [`ε = ${eps.join(' / ')} (L∞), n = ${ns.join(' / ')} test examples${eps.length > 1 || ns.length > 1 ? ' (each row says which)' : ''}`];
   const steps: string[] = [];
   for (const c of columns) {
-    const s = uniq(evals.flatMap((e) => e.attacks.filter((a) => a.attack === c).map((a) => a.params.steps)).filter((v) => v !== undefined).map(String));
-    if (s.length) steps.push(`${columnHeader(c)} ${s.join('/')} steps`);
+    if (['natural', 'worst_case', 'diagnostics'].includes(c.attack) || 'steps' in c.match) continue;
+    const s = uniq(slices.flatMap((sl) => sl.evals.slice(0, 1).flatMap((e) => e.report.attacks.filter((a) => a.attack === c.attack).map((a) => a.params.steps))).filter((v) => v !== undefined).map(String));
+    if (s.length) steps.push(`${columnHeader(c.key)} ${s.join('/')} steps`);
   }
   if (steps.length) lines.push(steps.join(', '));
   return lines;
 }
 
 export function buildReportTable(req: Omit<ReportRequest, 'outDir'>): ReportTable {
-  const dirs = findRunDirs(req.paths);
-  const provisional = req.layout === 'all' ? [] : layoutColumns(req.layout).map((c) => c.key);
-  const runs: RunEntry[] = dirs.map((runDir) => {
+  const dirs = findRunDirs(req.paths, { includeProbes: req.includeProbes });
+  const slices: RunSlice[] = [];
+  const noEval: string[] = [];
+  for (const runDir of dirs) {
     const config = readRunConfig(runDir);
-    return { runDir, config, eval: chooseEval(runDir, provisional, req.evalChoice, config.eval.eps) };
-  });
+    const evals = chooseEvals(runDir, req.evalChoice).reverse();
+    const wantEps = req.eps === 'all' ? null : req.eps ?? config.eval.eps;
+    const keys = new Map<string, RunSlice>();
+    for (const e of evals) {
+      if (wantEps !== null && Math.abs(e.report.eps - wantEps) > 1e-12) continue;
+      const k = `${e.report.eps}|${e.report.n}`;
+      if (!keys.has(k)) keys.set(k, { runDir, config, eps: e.report.eps, n: e.report.n, evals: [] });
+      keys.get(k)!.evals.push(e);
+    }
+    if (keys.size === 0) noEval.push(runDir);
+    slices.push(...keys.values());
+  }
   const found: string[] = [];
-  for (const r of runs) for (const a of r.eval?.report.attacks ?? []) if (!found.includes(a.attack)) found.push(a.attack);
-  const columns = layoutColumns(req.layout, found);
-  const rows = aggregateRuns(runs, columns.map((c) => c.key));
+  for (const s of slices) for (const e of s.evals) for (const a of e.report.attacks) if (!found.includes(a.attack)) found.push(a.attack);
+  const columns = req.columns?.length ? req.columns.map(parseColumn) : layoutColumns(req.layout, found).map((c) => parseColumn(c.key));
+  // Within a slice the fullest evaluation (most attacks) comes first, newest first among equals:
+  // a later one-attack sweep point (`plot --compute`) does not replace the full evaluation, and a
+  // column naming parameters (`pgd:steps=50`) finds the evaluation that ran them.
+  for (const s of slices) {
+    s.evals.sort((a, b) => b.report.attacks.length - a.report.attacks.length || (a.report.createdAt < b.report.createdAt ? 1 : a.report.createdAt > b.report.createdAt ? -1 : 0));
+  }
+  const verdictOf = (s: RunSlice) => {
+    for (const e of s.evals) {
+      if (!e.report.diagnostics) continue;
+      const d = readDiagnosticsReport(path.join(path.dirname(e.file), e.report.diagnostics));
+      if (d) return d.verdict;
+    }
+    return null;
+  };
+  const rows = aggregateSlices(slices, columns, verdictOf);
+  const several = new Set(rows.map((r) => `${r.eps}|${r.n}`)).size > 1;
+  if (several) for (const r of rows) r.label = `${r.label} (ε ${epsWords(r.eps)}, n ${r.n})`;
   const notes = [...new Set(rows.flatMap((r) => [...r.notes, ...(r.differs.length ? [differsNote(r)] : [])]))];
-  const noEval = runs.filter((r) => !r.eval);
-  if (noEval.length) notes.push(`${noEval.length} run(s) without an evaluation report (cells from the other runs): ${noEval.map((r) => path.basename(r.runDir)).join(', ')}`);
+  if (noEval.length) notes.push(`${noEval.length} run(s) without an evaluation report${req.eps === 'all' ? '' : ' at their eval.eps'}: ${noEval.map((r) => path.basename(r)).join(', ')}`);
   return {
     format: 'ibrar-report/1',
     layout: req.layout,
     title: req.title ?? TITLES[req.layout],
-    columns,
-    setup: setupLines(runs, columns.map((c) => c.key)),
+    columns: columns.map((c) => ({ key: c.key, header: columnHeader(c.key) })),
+    setup: setupLines(rows, slices, columns),
     rows,
     notes,
-    runs: runs.map((r) => ({ group: rows.find((g) => g.runs.includes(r.runDir))!.key, runDir: r.runDir, seed: r.config.seed, evalFile: r.eval?.file ?? '', figures: runFigures(r.runDir) })),
+    runs: slices.map((s) => ({ group: rows.find((g) => g.runs.includes(s.runDir) && g.eps === s.eps && g.n === s.n)!.label, runDir: s.runDir, seed: s.config.seed, evalFile: s.evals[0]?.file ?? '', figures: runFigures(s.runDir) })),
     createdAt: new Date().toISOString(),
   };
 }

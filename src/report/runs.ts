@@ -5,7 +5,7 @@ import * as path from 'path';
 import { loadConfig } from '../config/load';
 import type { ExperimentConfig } from '../config/schema';
 import { UserError } from '../errors';
-import type { EvalReport } from '../runs/eval-report';
+import { readEvalReport, type EvalReport } from '../runs/eval-report';
 import { runLayout } from '../runs/run-dir';
 
 export interface EvalFile {
@@ -22,7 +22,8 @@ export function isRunDir(dir: string): boolean {
  * (a runs root, `runs/<name>`, a probe's `candidates/`). In argument order (sorted within a
  * folder), duplicates removed.
  */
-export function findRunDirs(paths: readonly string[], maxDepth = 6): string[] {
+export function findRunDirs(paths: readonly string[], opts: { includeProbes?: boolean; maxDepth?: number } = {}): string[] {
+  const maxDepth = opts.maxDepth ?? 6;
   const found = new Set<string>();
   let batch: string[] = [];
   const walk = (dir: string, depth: number): void => {
@@ -37,13 +38,15 @@ export function findRunDirs(paths: readonly string[], maxDepth = 6): string[] {
     } catch {
       return;
     }
-    for (const e of entries) if (e.isDirectory() && !e.name.startsWith('.')) walk(path.join(dir, e.name), depth + 1);
+    // A probe's candidates are reported by the probe's own table unless asked for.
+    const isProbe = !opts.includeProbes && entries.some((e) => e.name === 'probe-state.json');
+    for (const e of entries) if (e.isDirectory() && !e.name.startsWith('.') && !(isProbe && e.name === 'candidates')) walk(path.join(dir, e.name), depth + 1);
   };
   for (const p of paths) {
     if (!fs.existsSync(p) || !fs.statSync(p).isDirectory()) throw new UserError('expected a run directory or a folder containing run directories', p);
     batch = [];
     walk(p, 0);
-    if (batch.length === 0) throw new UserError('no run directory (with config.yaml and checkpoints/) found here', p);
+    if (batch.length === 0 && !(isRunDir(p) || fs.readdirSync(p).includes('probe-state.json'))) throw new UserError('no run directory (with config.yaml and checkpoints/) found here', p);
     for (const d of batch.sort()) found.add(d);
   }
   return [...found];
@@ -66,49 +69,21 @@ export function readEvalFiles(runDir: string): EvalFile[] {
   for (const name of names) {
     if (!name.endsWith('.json') || name.startsWith('.')) continue;
     const file = path.join(dir, name);
-    try {
-      const report = JSON.parse(fs.readFileSync(file, 'utf8')) as EvalReport;
-      if (report && report.format === 'ibrar-eval/1' && Array.isArray(report.attacks)) out.push({ file, report });
-    } catch {
-      // Not an evaluation report (or a damaged one): skipped.
-    }
+    // Not an evaluation report (diagnostics, a damaged file): skipped.
+    const report = readEvalReport(file);
+    if (report) out.push({ file, report });
   }
   return out.sort((a, b) => (a.report.createdAt < b.report.createdAt ? -1 : a.report.createdAt > b.report.createdAt ? 1 : a.file < b.file ? -1 : 1));
 }
 
-/** Robust accuracy of `attack` in a report, or the clean accuracy for `natural`; null when absent. */
-export function metricOf(report: EvalReport, key: string): number | null {
-  if (key === 'natural') return report.clean_acc;
-  if (key === 'worst_case') return report.worst_case_acc;
-  const a = report.attacks.find((s) => s.attack === key);
-  return a ? a.robust_acc : null;
-}
-
-/**
- * The evaluation a report uses for a run: `choice` (a file name in eval/ or a path) when given;
- * otherwise, preferring reports at the run's own `eval.eps` (`preferredEps`), the newest among
- * those covering the most of `columns` (every attack counts when `columns` is empty), so that a
- * later sweep (e.g. `plot --kind steps --compute`) does not hide the full evaluation.
- */
-export function chooseEval(runDir: string, columns: readonly string[], choice?: string, preferredEps?: number): EvalFile | null {
+/** A run's evaluation reports, oldest first: all of them, or the one `choice` names (a file name in eval/ or a path). */
+export function chooseEvals(runDir: string, choice?: string): EvalFile[] {
   const all = readEvalFiles(runDir);
-  if (choice) {
-    const want = path.isAbsolute(choice) || choice.includes(path.sep) ? path.resolve(choice) : path.join(runLayout(runDir).evalDir, choice.endsWith('.json') ? choice : `${choice}.json`);
-    const hit = all.find((e) => path.resolve(e.file) === want);
-    if (!hit) throw new UserError(`no evaluation report ${path.basename(want)} in this run`, runDir);
-    return hit;
-  }
-  let best: EvalFile | null = null;
-  let bestCover = -1;
-  for (const e of all) {
-    const epsMatch = preferredEps !== undefined && Math.abs(e.report.eps - preferredEps) < 1e-12 ? 1000 : 0;
-    const cover = epsMatch + (columns.length ? columns.filter((c) => metricOf(e.report, c) !== null).length : e.report.attacks.length);
-    if (cover >= bestCover) {
-      best = e;
-      bestCover = cover;
-    }
-  }
-  return best;
+  if (!choice) return all;
+  const want = path.isAbsolute(choice) || choice.includes(path.sep) ? path.resolve(choice) : path.join(runLayout(runDir).evalDir, choice.endsWith('.json') ? choice : `${choice}.json`);
+  const hit = all.find((e) => path.resolve(e.file) === want);
+  if (!hit) throw new UserError(`no evaluation report ${path.basename(want)} in this run`, runDir);
+  return [hit];
 }
 
 /** SVG figures already in a run's figures/ folder. */

@@ -16,6 +16,7 @@ export interface Column {
 const HEADERS: Record<string, string> = {
   natural: 'Natural',
   worst_case: 'Worst case',
+  diagnostics: 'Diagnostics',
   pgd: 'PGD',
   cw: 'CW',
   fgsm: 'FGSM',
@@ -25,8 +26,25 @@ const HEADERS: Record<string, string> = {
   autoattack: 'AutoAttack',
 };
 
+/** `pgd` → PGD, `pgd:steps=50` → PGD-50, `pgd:restarts=5` → PGD (restarts 5). */
 export function columnHeader(key: string): string {
-  return HEADERS[key] ?? key.toUpperCase();
+  const [attack, ...pairs] = key.split(':');
+  const base = HEADERS[attack] ?? attack.toUpperCase();
+  const extra = pairs.map((p) => p.split('='));
+  const steps = extra.find(([k]) => k === 'steps');
+  const rest = extra.filter(([k]) => k !== 'steps').map(([k, v]) => `${k} ${v}`);
+  return base + (steps ? `-${steps[1]}` : '') + (rest.length ? ` (${rest.join(', ')})` : '');
+}
+
+/** A diagnostics cell: the verdict of the row's diagnosed runs, e.g. "suspect (3/3)". */
+export function verdictCell(r: GroupRow): string {
+  if (r.verdicts.length === 0) return '–';
+  const suspect = r.verdicts.filter((v) => v === 'suspect').length;
+  return suspect > 0 ? `suspect (${suspect}/${r.verdicts.length})` : `supported (${r.verdicts.length}/${r.verdicts.length})`;
+}
+
+function cellText(r: GroupRow, key: string, pm = ' ± '): string {
+  return key === 'diagnostics' ? verdictCell(r) : formatCell(r.cells[key], pm);
 }
 
 export function layoutColumns(layout: LayoutName, attacksFound: readonly string[] = []): Column[] {
@@ -87,9 +105,9 @@ export function tableMarkdown(t: ReportTable, outDir: string): string {
   for (const r of orderedRows(t)) {
     const sup = [...r.notes, ...(r.differs.length ? [differsNote(r)] : [])].map((n) => marks.get(n)).filter(Boolean);
     const label = rowLabel(r, t.layout) + (sup.length ? ` [${sup.join(',')}]` : '');
-    lines.push(`| ${label} | ${t.columns.map((c) => formatCell(r.cells[c.key])).join(' | ')} | ${r.runs.length} |`);
+    lines.push(`| ${label} | ${t.columns.map((c) => cellText(r, c.key)).join(' | ')} | ${r.runs.length} |`);
   }
-  lines.push('', 'Accuracies in %; mean ± sample standard deviation (n − 1) over the runs of a row (seeds).');
+  lines.push('', 'Accuracies in %; mean ± sample standard deviation (n − 1) over the runs of a row (seeds). Rows never mix evaluation budgets (ε) or sizes (n); a cell stays empty where its runs used different attack parameters.');
   if (t.notes.length) {
     lines.push('');
     t.notes.forEach((n, i) => lines.push(`[${i + 1}] ${n}  `));
@@ -127,7 +145,7 @@ export function tableLatex(t: ReportTable): string {
     const sup = [...r.notes, ...(r.differs.length ? [differsNote(r)] : [])].map((n) => marks.get(n)).filter(Boolean);
     const base = t.layout === 'ablation' && r.ablation ? `(${r.ablation.index}) ${r.ablation.latex} ${latexEscape(r.label)}` : latexEscape(r.label);
     const label = base + (sup.length ? `$^{${sup.join(',')}}$` : '');
-    lines.push(`${label} & ${t.columns.map((c) => formatCell(r.cells[c.key], ' $\\pm$ ').replace('–', '--')).join(' & ')} \\\\`);
+    lines.push(`${label} & ${t.columns.map((c) => cellText(r, c.key, ' $\\pm$ ').replace('–', '--')).join(' & ')} \\\\`);
   }
   lines.push('\\bottomrule', '\\end{tabular}');
   if (t.notes.length) {
@@ -149,6 +167,7 @@ export function tableCsv(t: ReportTable): string {
       r.runs.length,
       r.seeds.join(' '),
       ...t.columns.flatMap((c) => {
+        if (c.key === 'diagnostics') return [verdictCell(r), '', r.verdicts.length];
         const cell = r.cells[c.key];
         return cell ? [cell.mean, cell.std, cell.n] : ['', '', 0];
       }),
