@@ -81,7 +81,7 @@ def make(network):
     raise SystemExit(f"unknown network {network}")
 
 
-# --- normalised-CCA HSIC, the authors' formula (method.md §1.1), float32 as they run it
+# --- normalised-CCA HSIC, the authors' formula (docs/method.md §1.1), float32 as they run it
 def gaussian_kernel(z, sigma=5.0):
     z = z.flatten(1)
     d = z.shape[1]

@@ -1,5 +1,5 @@
 // APGD on the cross-entropy (AutoAttack 'apgd-ce'). Defaults are the IB-RAR loader's `auto`
-// attack (method.md §5: ε 0.03, 10 steps, 1 restart, ρ 0.75, L∞); the autoattack ensemble runs
+// attack (docs/method.md §5: ε 0.03, 10 steps, 1 restart, ρ 0.75, L∞); the autoattack ensemble runs
 // it with AutoAttack's 100 steps. `norm` L2 / L1 (AutoAttack's threat models; ε then defaults to
 // 0.5 / 12), `largeReps` (L1: AutoAttack's large-ε schedule), `eot` (gradient samples per step
 // against a randomized model): see apgd-core.ts.

@@ -1,4 +1,4 @@
-// BIM / I-FGSM (method.md §5; torchattacks BIM): PGD-L∞ from x itself (no random start)
+// BIM / I-FGSM (docs/method.md §5; torchattacks BIM): PGD-L∞ from x itself (no random start)
 // with step α = 1/255. torchattacks' max/min form of the projection equals ours. `eot` > 1:
 // each gradient is the mean over that many stochastic forwards (./eot.ts).
 import { z } from 'zod';

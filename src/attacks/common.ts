@@ -14,7 +14,7 @@ export function cePerExample(logits: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Tens
   return tf.neg(tf.sum(tf.mul(yOneHot, tf.logSoftmax(logits)), 1)) as tf.Tensor1D;
 }
 
-/** Batch-mean CE, the loss whose gradient the torchattacks attacks follow (method.md §5). */
+/** Batch-mean CE, the loss whose gradient the torchattacks attacks follow (docs/method.md §5). */
 export function ceMean(logits: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Scalar {
   return tf.mean(cePerExample(logits, yOneHot)) as tf.Scalar;
 }

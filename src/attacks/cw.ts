@@ -1,4 +1,4 @@
-// CW-L2 (method.md §5, torchattacks 3.3.0 semantics). Optimise w in tanh space,
+// CW-L2 (docs/method.md §5, torchattacks 3.3.0 semantics). Optimise w in tanh space,
 // x'(w) = (tanh w + 1)/2, with Adam (β = (.9, .999), ε 1e-8, PyTorch's bias correction) on
 //   cost = Σ_i ‖x'_i − x_i‖² + c·Σ_i f_i,   f = max(z_y − z_other, −κ).
 // Per example keep the lowest-‖·‖² iterate that is misclassified (prediction from the same

@@ -1,4 +1,4 @@
-// FAB, untargeted (method.md §5: torchattacks FAB(eps=0.03), 10 steps, 1 restart,
+// FAB, untargeted (docs/method.md §5: torchattacks FAB(eps=0.03), 10 steps, 1 restart,
 // α_max 0.1, η 1.05, β 0.9, L∞). Results farther than ε are discarded. `norm` L2 / L1 uses
 // AutoAttack's L2 / L1 projections (ε then defaults to 0.5 / 12). No `eot`: see fab-core.ts.
 import { z } from 'zod';

@@ -1,4 +1,4 @@
-// FGSM (method.md §5): x' = clip01(x + ε·sign(∇ₓ CE_mean)). `eot` > 1: the gradient is the
+// FGSM (docs/method.md §5): x' = clip01(x + ε·sign(∇ₓ CE_mean)). `eot` > 1: the gradient is the
 // mean over that many stochastic forwards (./eot.ts).
 import { z } from 'zod';
 import { tf } from '../engine/tf';

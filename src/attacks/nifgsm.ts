@@ -1,4 +1,4 @@
-// NI-FGSM (method.md §5; Lin et al. 2020, torchattacks NIFGSM): no random start, g₀ = 0;
+// NI-FGSM (docs/method.md §5; Lin et al. 2020, torchattacks NIFGSM): no random start, g₀ = 0;
 // each step x̃ = x_t + decay·α·g, ∇ = ∇ₓ CE_mean(x̃) (taken w.r.t. x_t, the same thing),
 // g ← decay·g + ∇/mean|∇| (mean per example over all pixels), x_{t+1} = proj(x_t + α·sign g).
 // `eot` > 1: ∇ is the mean over that many stochastic forwards (./eot.ts).

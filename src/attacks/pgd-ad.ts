@@ -1,4 +1,4 @@
-// PGD_AD, the adaptive attack of the reference code (method.md §5, adp_attack/pgd_mi.py):
+// PGD_AD, the adaptive attack of the reference code (docs/method.md §5, adp_attack/pgd_mi.py):
 // PGD-L∞ as `pgd` (random start, α = ε/steps·2.3) ascending CE_mean + the IB terms that the
 // evaluator supplies as ctx.extraLoss (Σ_l 0.008·HSIC(T_l(x'), X_clean) − 0.08·HSIC(T_l(x'), Y)).
 // The HSIC terms couple the batch, so results depend on batch composition. No `eot`: the IB

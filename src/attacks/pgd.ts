@@ -1,4 +1,4 @@
-// PGD-L∞ (method.md §5, torchattacks semantics): start x + U(−ε, ε) clipped to [0,1], then
+// PGD-L∞ (docs/method.md §5, torchattacks semantics): start x + U(−ε, ε) clipped to [0,1], then
 // `steps` times x ← clip01(x + clip(x + α·sign(∇ CE_mean) − x, ±ε)). α defaults to the
 // authors' ε/steps·2.3. With restarts > 1 each restart attacks only the examples no earlier
 // restart fooled; per example the result is the first fooling one, else the highest-CE one.

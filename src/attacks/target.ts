@@ -1,5 +1,5 @@
 // A Model seen as an attack target: forward in eval mode (BN running statistics, no
-// dropout), optionally with the channel mask (method.md §2; the code evaluates without it).
+// dropout), optionally with the channel mask (docs/method.md §2; the code evaluates without it).
 // Models with randomness also get `sampleLogits`, the same forward with the randomness on.
 import { tf } from '../engine/tf';
 import type { ForwardOptions, Model } from '../models/types';

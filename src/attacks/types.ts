@@ -19,7 +19,7 @@ export interface AttackTarget {
 }
 
 /**
- * Extra terms an adaptive attack ascends together with the batch-mean CE (method.md §5,
+ * Extra terms an adaptive attack ascends together with the batch-mean CE (docs/method.md §5,
  * PGD_AD): `x` is the current adversarial batch, `xClean` the clean batch.
  */
 export type ExtraLoss = (x: tf.Tensor4D, xClean: tf.Tensor4D, yOneHot: tf.Tensor2D) => tf.Scalar;

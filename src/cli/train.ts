@@ -8,6 +8,7 @@ interface TrainArgs {
   resume?: string;
   force: boolean;
   'print-config': boolean;
+  'dry-run': boolean;
   backend?: string;
   diagnose?: boolean;
   debug: boolean;
@@ -23,6 +24,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('resume', { type: 'string', describe: 'continue the run in this directory from its newest checkpoint' })
       .option('force', { type: 'boolean', default: false, describe: 'with --resume: continue although config.yaml changed since the checkpoint (recorded in the run)' })
       .option('print-config', { type: 'boolean', default: false, describe: 'print the resolved config and exit' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'time a few steps and print the number of steps and the estimated training time here; writes nothing' })
       .option('backend', { type: 'string', describe: 'auto|tensorflow|webgpu|wasm|cpu (same as --set backend=…)' })
       .option('diagnose', { type: 'boolean', describe: 'after the evaluation, run the gradient-masking diagnostics (default: when indicated; --no-diagnose never)' })
       .check((a) => {
@@ -39,6 +41,13 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     if (args['print-config']) {
       if (!cfg) throw new UserError('--print-config needs --config');
       ctx.out.write(configToYaml(cfg));
+      return;
+    }
+    if (args['dry-run']) {
+      if (!cfg) throw new UserError('--dry-run needs --config');
+      const { estimateTraining } = await import('../jobs/train');
+      const e = await estimateTraining(cfg, { onNote: (m) => ctx.err.write(m + '\n') });
+      ctx.out.write(formatEstimate(cfg, e));
       return;
     }
     const { train } = await import('../jobs/train');
@@ -90,3 +99,23 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     }
   },
 };
+
+function duration(seconds: number): string {
+  if (seconds < 120) return `${seconds.toFixed(0)} s`;
+  if (seconds < 7200) return `${(seconds / 60).toFixed(0)} min`;
+  if (seconds < 3 * 86400) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${(seconds / 86400).toFixed(1)} days`;
+}
+
+function formatEstimate(cfg: import('../config/schema').ExperimentConfig, e: import('../jobs/train').TrainEstimate): string {
+  const b = e.backend;
+  const threads = /(\d+) threads?$/.exec(b.native?.runtime ?? '')?.[1];
+  const engine = `${b.active}${b.native?.loaded ? ` + native kernels${threads ? ` (${threads} thread${threads === '1' ? '' : 's'})` : ''}` : ''}`;
+  return [
+    `dry run of ${cfg.name} (nothing written): ${e.stepsPerEpoch} steps/epoch × ${e.epochs} epochs = ${e.totalSteps.toLocaleString('en-US')} steps of ${cfg.train.batchSize}`,
+    `${engine}: ${e.secondsPerStep.toFixed(2)} s per step` + (e.secondsPerMaskStep !== null ? `, ${e.secondsPerMaskStep.toFixed(2)} s per channel-mask step` : '') + ` (${e.timedSteps} timed after a warm-up)`,
+    `estimated training time on this machine: ${duration(e.estimatedSeconds)}` +
+      (cfg.eval.attacks.length ? `, then the evaluation (${cfg.eval.attacks.join(', ')}${cfg.eval.n ? ` on ${cfg.eval.n} test images` : ''})` : ''),
+    '',
+  ].join('\n');
+}

@@ -4,7 +4,8 @@ import * as fs from 'fs';
 import * as YAML from 'yaml';
 import type { ZodIssue } from 'zod';
 import { UserError } from '../errors';
-import { experimentSchema, type ExperimentConfig } from './schema';
+import { z } from 'zod';
+import { experimentObject, experimentSchema, type ExperimentConfig } from './schema';
 
 /** YAML anchors/aliases beyond this count are refused (billion-laughs protection). */
 const MAX_ALIASES = 100;
@@ -25,8 +26,7 @@ export function readYamlFile(file: string): unknown {
   try {
     doc = YAML.parse(text, { maxAliasCount: MAX_ALIASES, prettyErrors: true, uniqueKeys: true });
   } catch (err) {
-    const msg = (err as Error).message.split('\n')[0];
-    throw new UserError(`invalid YAML: ${msg}`, file);
+    throw new UserError(`invalid YAML: ${yamlMessage(err)}`, file);
   }
   if (doc === null || doc === undefined) throw new UserError('the config is empty; expected a mapping with at least name, data and model', file);
   if (typeof doc !== 'object' || Array.isArray(doc)) {
@@ -35,28 +35,33 @@ export function readYamlFile(file: string): unknown {
   return doc;
 }
 
+/** The parser's first line, without the trailing ':' that introduces its code excerpt. */
+function yamlMessage(err: unknown): string {
+  return (err as Error).message.split('\n')[0].replace(/:\s*$/, '');
+}
+
 /** Apply `a.b.c=value` overrides; the value is parsed as a YAML scalar/flow value. */
 export function applyOverrides(doc: Record<string, unknown>, sets: readonly string[]): Record<string, unknown> {
   const out = structuredClone(doc);
   for (const set of sets) {
     const eq = set.indexOf('=');
-    if (eq <= 0) throw new UserError(`--set expects key.path=value, found '${set}'`);
+    if (eq <= 0) throw new UserError(`expected key.path=value, found '${set}'`, '--set');
     const path = set.slice(0, eq).trim().split('.');
     if (path.some((p) => p === '' || p === '__proto__' || p === 'constructor' || p === 'prototype')) {
-      throw new UserError(`--set: invalid key path '${set.slice(0, eq)}'`);
+      throw new UserError(`invalid key path '${set.slice(0, eq)}'`, '--set');
     }
     let value: unknown;
     try {
       value = YAML.parse(set.slice(eq + 1), { maxAliasCount: MAX_ALIASES });
     } catch (err) {
-      throw new UserError(`--set ${set.slice(0, eq)}: cannot parse value: ${(err as Error).message.split('\n')[0]}`);
+      throw new UserError(`cannot parse the value: ${yamlMessage(err)}`, `--set ${set.slice(0, eq)}`);
     }
     let node: Record<string, unknown> = out;
     for (const key of path.slice(0, -1)) {
       const next = node[key];
       if (next === undefined || next === null) node[key] = {};
       else if (typeof next !== 'object' || Array.isArray(next)) {
-        throw new UserError(`--set ${path.join('.')}: '${key}' is not a section`);
+        throw new UserError(`'${key}' is not a section`, `--set ${path.join('.')}`);
       }
       node = node[key] as Record<string, unknown>;
     }
@@ -87,7 +92,10 @@ function formatIssue(issue: ZodIssue, doc: unknown): { where: string; message: s
   const where = issue.path.length ? issue.path.join('.') : '(top level)';
   if (issue.code === 'unrecognized_keys') {
     const base = issue.path.length ? issue.path.join('.') + '.' : '';
-    return { where: issue.keys.map((k) => base + k).join(', '), message: `unknown key${issue.keys.length > 1 ? 's' : ''}` };
+    const valid = keysAt(issue.path);
+    const hints = issue.keys.map((k) => closest(k, valid)).filter((h): h is string => h !== null);
+    const hint = hints.length ? `; did you mean ${hints.map((h) => `'${base}${h}'`).join(', ')}?` : valid.length ? `; valid keys here: ${valid.join(', ')}` : '';
+    return { where: issue.keys.map((k) => base + k).join(', '), message: `unknown key${issue.keys.length > 1 ? 's' : ''}${hint}` };
   }
   const found = describe(valueAt(doc, issue.path));
   if (issue.code === 'invalid_enum_value') {
@@ -104,6 +112,51 @@ function formatIssue(issue: ZodIssue, doc: unknown): { where: string; message: s
     return { where, message: issue.received === 'undefined' ? `required ${issue.expected} is missing` : `expected ${issue.expected}, found ${found}` };
   }
   return { where, message: `${issue.message} (found ${found})` };
+}
+
+/** The keys the schema accepts at a path of the config (e.g. ['train'] → epochs, lr, …). */
+function keysAt(path: readonly (string | number)[]): string[] {
+  let node: z.ZodTypeAny = experimentObject;
+  for (const key of path) {
+    while (node instanceof z.ZodEffects || node instanceof z.ZodDefault || node instanceof z.ZodOptional || node instanceof z.ZodNullable) {
+      node = node instanceof z.ZodEffects ? node.innerType() : node instanceof z.ZodDefault ? node._def.innerType : node.unwrap();
+    }
+    if (!(node instanceof z.ZodObject)) return [];
+    node = (node.shape as Record<string, z.ZodTypeAny>)[String(key)];
+    if (!node) return [];
+  }
+  while (node instanceof z.ZodEffects || node instanceof z.ZodDefault || node instanceof z.ZodOptional || node instanceof z.ZodNullable) {
+    node = node instanceof z.ZodEffects ? node.innerType() : node instanceof z.ZodDefault ? node._def.innerType : node.unwrap();
+  }
+  return node instanceof z.ZodObject ? Object.keys(node.shape as object) : [];
+}
+
+/** The valid key closest to a typo (edit distance ≤ 2, or one is a prefix of the other), or null. */
+function closest(key: string, valid: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestD = Infinity;
+  for (const v of valid) {
+    const d = editDistance(key.toLowerCase(), v.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = v;
+    }
+  }
+  return best !== null && (bestD <= 2 || best.toLowerCase().startsWith(key.toLowerCase())) ? best : null;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length];
 }
 
 /**
@@ -133,16 +186,31 @@ export function validateConfig(doc: unknown, file = '<config>'): ExperimentConfi
 }
 
 export function loadConfig(file: string, sets: readonly string[] = []): ExperimentConfig {
-  let doc: Record<string, unknown>;
+  const doc = applyOverrides(readYamlFile(file) as Record<string, unknown>, sets);
   try {
-    doc = applyOverrides(readYamlFile(file) as Record<string, unknown>, sets);
+    return validateConfig(doc, file);
   } catch (err) {
-    // --set problems name the flag; say which config they were applied to as well.
-    throw err instanceof UserError && !err.file ? new UserError(err.message, file) : err;
+    // A bad value that came from `--set key=…` names the flag, not the file.
+    if (err instanceof UserError && err.where) {
+      const set = sets.map((s) => s.slice(0, s.indexOf('=')).trim()).find((k) => err.where === k || err.where!.startsWith(k + '.'));
+      if (set) throw new UserError(err.message.slice(err.message.indexOf(err.where) + err.where.length + 2), `--set ${set}`, err.where === set ? undefined : err.where);
+    }
+    throw err;
   }
-  return validateConfig(doc, file);
 }
 
+/**
+ * The config as saved in a run: every value, but without the sections that do not apply to it
+ * (the synthetic data's generator for real data, WRN's depth and widen for other networks);
+ * they come back with their defaults when it is read.
+ */
 export function configToYaml(cfg: ExperimentConfig): string {
-  return YAML.stringify(cfg, { lineWidth: 0 });
+  const { synthetic, ...data } = cfg.data;
+  const { depth, widen, ...model } = cfg.model;
+  const out = {
+    ...cfg,
+    data: cfg.data.dataset === 'synthetic' ? { ...data, synthetic } : data,
+    model: cfg.model.arch === 'wrn' ? { ...model, depth, widen } : model,
+  };
+  return YAML.stringify(out, { lineWidth: 0 });
 }

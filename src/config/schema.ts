@@ -72,7 +72,7 @@ const dataSchema = z
   })
   .strict();
 
-/** The VIB head (Alemi et al.; method.md §6), used when `model.head: vib`. */
+/** The VIB head (Alemi et al.; docs/method.md §6), used when `model.head: vib`. */
 export const vibSchema = z
   .object({
     /** Bottleneck width K. */
@@ -120,7 +120,7 @@ const attackTrainSchema = z
   })
   .strict();
 
-/** HBaR (Wang et al. 2021; method.md §6): its HSIC terms on the clean taps, on top of `base`. */
+/** HBaR (Wang et al. 2021; docs/method.md §6): its HSIC terms on the clean taps, on top of `base`. */
 export const hbarSchema = z
   .object({
     base: z.enum(['ce', 'pgd-at', 'trades', 'mart']).default('ce'),
@@ -243,7 +243,7 @@ const probeSchema = z
   })
   .strict();
 
-const experimentObject = z
+export const experimentObject = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"'),
     seed: z.number().int().min(0).default(0),

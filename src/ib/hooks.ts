@@ -86,7 +86,7 @@ export function constantMaskHook(mask: Float32Array): ForwardOptions['channelMas
 }
 
 /**
- * The adaptive attack's extra objective (paper Table 6, method.md §5 PGD_AD): the model's own
+ * The adaptive attack's extra objective (paper Table 6, docs/method.md §5 PGD_AD): the model's own
  * IB terms, which the attacker ascends together with CE. The reference hard-codes α = 0.008,
  * β = 0.08 on all taps with a gaussian Y kernel; we take the run's own `ib` settings when IB
  * was on (its real training objective), else the reference's.

@@ -1,10 +1,10 @@
-// HSIC estimators of IB-RAR (method.md §1.1) as differentiable tfjs ops.
+// HSIC estimators of IB-RAR (docs/method.md §1.1) as differentiable tfjs ops.
 //
 //   hsicCca         normalised-CCA HSIC tr(R_A R_B), R = Kc (Kc + εmI)⁻¹   (the one IB-RAR uses)
 //   hsicPlain       HBaR's `hsic_regular`:    mean(Kc_A ∘ Kc_Bᵀ) = tr(Kc_A Kc_B)/m²
 //   hsicNormalized  HBaR's `hsic_normalized`: hsicPlain(A,B)/√(hsicPlain(A,A)·hsicPlain(B,B))
 //
-// Numerics (method.md §1.1 Rec.): features are flattened to [m, d] and column-centred, the
+// Numerics (docs/method.md §1.1 Rec.): features are flattened to [m, d] and column-centred, the
 // Gram Zc Zcᵀ is formed on the backend in float32, and everything m×m after it (distances,
 // expm1, centring, the ridge solve, the trace) runs on the host in float64. The gradient is
 // analytic (tf.customGrad), so the forward may read data to the host.

@@ -1,4 +1,4 @@
-// Information-bottleneck math of IB-RAR: HSIC estimators (method.md §1.1), the IB
+// Information-bottleneck math of IB-RAR: HSIC estimators (docs/method.md §1.1), the IB
 // regularizer of Eq. (1)/(2) and the feature-channel mask of Eq. (3).
 export * from './hsic';
 export * from './regularizer';

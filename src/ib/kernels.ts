@@ -1,4 +1,4 @@
-// Kernel matrices of the HSIC estimators (method.md §1.1), built on the host in float64
+// Kernel matrices of the HSIC estimators (docs/method.md §1.1), built on the host in float64
 // from a float32 Gram matrix of the column-centred features.
 //
 //   gaussian: K = exp(−D/v), v = 2σ²d, D_ij = |G_ii − 2G_ij + G_jj|   (D is translation
@@ -13,7 +13,7 @@ import { doubleCentre } from './linalg64';
 
 export type KernelKind = 'gaussian' | 'linear';
 
-/** σ and ε of the reference code (method.md §1.1). */
+/** σ and ε of the reference code (docs/method.md §1.1). */
 export const HSIC_SIGMA = 5;
 export const HSIC_EPS = 1e-5;
 

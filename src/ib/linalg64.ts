@@ -2,7 +2,7 @@
 // estimators (m = batch size, ≤ a few hundred). Row-major Float64Array, no allocation in
 // the loops; callers pass output/work buffers so that per-channel loops can reuse them.
 // Why the host: float32 loses the informative part of kernels that sit within ~1e-3 of 1
-// (method.md §1.1, "Float32 warning"), and tfjs has no float64 tensors.
+// (docs/method.md §1.1, "Float32 warning"), and tfjs has no float64 tensors.
 import { nativeMatMul64 } from '../engine/native/linalg';
 
 /**

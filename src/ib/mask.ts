@@ -1,4 +1,4 @@
-// Feature-channel mask of Eq. (3) (method.md §2): score every channel f_c of the mask tap by
+// Feature-channel mask of Eq. (3) (docs/method.md §2): score every channel f_c of the mask tap by
 // I_y(c) = HSIC_cca(f_c, Y) (and, for the code rule, I_x(c) = HSIC_cca(X_in, f_c)), all
 // kernels gaussian with σ = 5 and d = h·w for a channel, then zero a set of channels.
 //

@@ -1,5 +1,5 @@
 // The IB regularizer of Eq. (1)/(2): Σ_{l∈S} α·HSIC(T_l, X) − β·HSIC(T_l, Y), with
-// HSIC = normalised-CCA HSIC (method.md §1.1), argument order as the reference code: the tap
+// HSIC = normalised-CCA HSIC (docs/method.md §1.1), argument order as the reference code: the tap
 // first (gaussian), X second (gaussian), Y second with `yKernel`.
 import { tf } from '../engine/tf';
 import { UserError } from '../errors';
@@ -18,9 +18,9 @@ import {
 import { centredKernelFromGram } from './kernels';
 
 export interface IbRegularizerArgs {
-  /** X of HSIC(T, X): the clean batch by default (method.md §1.3), any layout [m, ...]. */
+  /** X of HSIC(T, X): the clean batch by default (docs/method.md §1.3), any layout [m, ...]. */
   x: tf.Tensor;
-  /** One-hot labels [m, nClasses] (width nClasses, not max(label)+1; see method.md §1.1). */
+  /** One-hot labels [m, nClasses] (width nClasses, not max(label)+1; see docs/method.md §1.1). */
   yOneHot: tf.Tensor2D;
   /** Taps of the forward pass, by name. */
   taps: Record<string, tf.Tensor>;
@@ -200,7 +200,7 @@ export interface TapInfo {
   readonly tapNames: readonly string[];
 }
 
-/** VGG16's robust layers (method.md §1, Table 3): block5, fc1, fc2. */
+/** VGG16's robust layers (docs/method.md §1, Table 3): block5, fc1, fc2. */
 const ROBUST: Record<string, readonly string[]> = {
   vgg16: ['block5', 'fc1', 'fc2'],
 };
@@ -209,7 +209,7 @@ const ROBUST: Record<string, readonly string[]> = {
  * The tap list for an `ib.layers` spec: `all` → every tap in network order; `robust` →
  * VGG16: block5, fc1, fc2 (the paper's choice); any other arch: its last two taps (for
  * ResNet18/WRN the last block output and the pooled feature vector) — our choice, the
- * paper does not name robust layers for them (method.md §9). A name list is validated
+ * paper does not name robust layers for them (docs/method.md §9). A name list is validated
  * against the model's taps and kept in network order.
  */
 export function resolveLayers(spec: 'all' | 'robust' | readonly string[], model: TapInfo): string[] {

@@ -14,7 +14,7 @@ import { trainBatches, testBatches, toTensors, stepsPerEpoch, type Batch, type S
 import type { Model } from '../models/types';
 import { correctCount } from '../train/objectives/losses';
 import { learningRateAt } from '../train/optimizer';
-import { constantMaskHook } from '../ib/hooks';
+import { constantMaskHook, maskDue } from '../ib/hooks';
 import { TrainStepper, NonFiniteLossError } from '../train/step';
 import { EPOCH_COLUMNS, type EpochRecord } from '../runs/records';
 import { saveCheckpoint, readCheckpointSidecar, sidecarPath, type CheckpointSidecar } from '../runs/checkpoint';
@@ -454,5 +454,75 @@ async function trainLoop(
       throw new UserError(`${io.message}; the last checkpoint is intact. Fix it, then continue with: ibrar train --resume ${s.layout.dir}`, io.path ?? s.layout.dir);
     }
     throw err;
+  }
+}
+
+export interface TrainEstimate {
+  stepsPerEpoch: number;
+  epochs: number;
+  totalSteps: number;
+  /** Median seconds of the timed ordinary steps (and of a mask step, when the mask is on). */
+  secondsPerStep: number;
+  secondsPerMaskStep: number | null;
+  /** Training alone (steps and the per-epoch clean test pass), in seconds. */
+  estimatedSeconds: number;
+  backend: BackendInfo;
+  timedSteps: number;
+}
+
+/**
+ * How long a config's training takes here: a few real steps timed (after one warm-up), scaled
+ * to the whole run, plus one timed clean test pass per epoch. Nothing is written.
+ */
+export async function estimateTraining(cfg: ExperimentConfig, opts: { steps?: number; onNote?: (m: string) => void } = {}): Promise<TrainEstimate> {
+  const run = await openRun({ kind: 'new', cfg }, { onNote: opts.onNote });
+  const stepper = new TrainStepper(run.cfg, run.model, run.dataset.numClasses);
+  try {
+    const perEpoch = stepsPerEpoch(run.dataset.train.n, cfg.train.batchSize);
+    const wanted = Math.max(1, opts.steps ?? 2);
+    // The step index decides only the randomness and whether the mask is due, so any batch can be
+    // timed as an ordinary step and as a mask step.
+    const due = (k: number) => cfg.ib.mask.enabled && maskDue(cfg.ib.mask, k);
+    const dueSteps = Array.from({ length: perEpoch }, (_, k) => k).filter(due);
+    const ordinary = Array.from({ length: perEpoch }, (_, k) => k).find((k) => !due(k));
+    const batches = [...takeBatches(trainBatches(run.dataset.train, { batchSize: cfg.train.batchSize, seed: cfg.seed, epoch: 0, shuffle: true, augment: cfg.data.augment }), wanted + 2)];
+    const timeStep = async (b: Batch, k: number) => {
+      const t0 = process.hrtime.bigint();
+      await stepper.step(b, 0, k);
+      return Number(process.hrtime.bigint() - t0) / 1e9;
+    };
+    await timeStep(batches[0], ordinary ?? 0); // warm-up: kernels compiled, buffers allocated
+    const times: number[] = [];
+    for (let i = 1; i <= wanted && ordinary !== undefined; i++) times.push(await timeStep(batches[i % batches.length], ordinary));
+    const maskTimes = dueSteps.length ? [await timeStep(batches[batches.length - 1], dueSteps[0])] : [];
+    const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+    const step = times.length ? median(times) : median(maskTimes);
+    const maskStep = maskTimes.length ? median(maskTimes) : null;
+    const maskShare = dueSteps.length / perEpoch;
+    const t0 = process.hrtime.bigint();
+    await evaluateClean(run.model, run.dataset.test, cfg.train.evalBatchSize, null);
+    const testPass = Number(process.hrtime.bigint() - t0) / 1e9;
+    const perStep = maskStep === null ? step : step * (1 - maskShare) + maskStep * maskShare;
+    return {
+      stepsPerEpoch: perEpoch,
+      epochs: cfg.train.epochs,
+      totalSteps: perEpoch * cfg.train.epochs,
+      secondsPerStep: step,
+      secondsPerMaskStep: maskStep,
+      estimatedSeconds: cfg.train.epochs * (perEpoch * perStep + testPass),
+      backend: run.backend,
+      timedSteps: times.length + maskTimes.length,
+    };
+  } finally {
+    stepper.dispose();
+    run.dispose();
+  }
+}
+
+function* takeBatches(gen: Iterable<Batch>, n: number): Generator<Batch> {
+  let k = 0;
+  for (const b of gen) {
+    if (k++ >= n) return;
+    yield b;
   }
 }

@@ -4,7 +4,7 @@
 // PyTorch initialises nn.Conv2d / nn.Linear with kaiming_uniform_(a=√5), i.e.
 // U(−b, b) with b = gain·√(3/fan_in), gain = √(2/(1+a²)) = √(1/3), so b = 1/√fan_in; the bias
 // is U(−1/√fan_in, 1/√fan_in) too. fan_in = in_channels·kh·kw (conv) or in_features (linear).
-// The IB-RAR models never call `_initialize_weights` (method.md §0), so this is their init.
+// The IB-RAR models never call `_initialize_weights` (docs/method.md §0), so this is their init.
 import { tf } from '../engine/tf';
 import type { Rng } from '../engine/rng';
 import type { NamedParam, ParamKind } from './types';

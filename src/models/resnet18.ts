@@ -5,7 +5,7 @@
 // every channel count (round, ≥ 1).
 //
 // The reference takes AdaptiveAvgPool2d(4) then avg_pool2d(4): for 32×32 (and 28×28) inputs
-// that is the global mean used here. Its forward returns log_softmax (method.md §5); this one
+// that is the global mean used here. Its forward returns log_softmax (docs/method.md §5); this one
 // returns logits, which differ by a per-row constant (same CE, same argmax, different CW margins).
 //
 // BasicBlock: relu(bn1(conv1(x))) → bn2(conv2(·)) + shortcut(x) → relu.
@@ -16,7 +16,7 @@
 //   linear.weight, linear.bias
 // Taps: conv1 (post-ReLU), layer1.0 … layer4.1 (block outputs, post-ReLU), pool (the pooled
 // 512-d vector). The channel mask attaches to `pool`, as the code's fc_filter does ("20+20 on
-// the pooled 512-d vector", method.md §2); the masked vector is tap pool and feeds the linear
+// the pooled 512-d vector", docs/method.md §2); the masked vector is tap pool and feeds the linear
 // layer (the code records the tap before masking).
 import type { Rng } from '../engine/rng';
 import { tf } from '../engine/tf';

@@ -1,4 +1,4 @@
-// VGG16 of the IB-RAR code (`model/vgg16.py`, method.md §0): five conv blocks of
+// VGG16 of the IB-RAR code (`model/vgg16.py`, docs/method.md §0): five conv blocks of
 // conv 3×3 pad 1 (with bias) → BatchNorm2d → ReLU, each block ending in MaxPool 2×2/2;
 // global average pool; fc1 Linear(512, 4096) → BatchNorm1d → ReLU; fc2 likewise;
 // Linear(4096, classes). `width` scales every conv and the FC size (round, ≥ 1).

@@ -1,4 +1,4 @@
-// The VIB baseline's head (Alemi et al. 2017; method.md §6): a stochastic encoder on the base
+// The VIB baseline's head (Alemi et al. 2017; docs/method.md §6): a stochastic encoder on the base
 // network's last tap and a linear decoder,
 //   [μ, s] = Linear(d, 2K)(T_last),  σ = softplus(s − 5),  z = μ + σ·ε,  logits = Linear(K, C)(z).
 // Training draws one sample per example. Evaluation (training: false) returns

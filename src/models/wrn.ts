@@ -1,5 +1,5 @@
 // WideResNet as in the IB-RAR code (`model/wideresnet.py`, WRN-28-10 with dropout 0.3 in the
-// paper's runs; method.md §0). Depth 6n+4, widen factor k: stem conv 3×3 → 16; three groups of
+// paper's runs; docs/method.md §0). Depth 6n+4, widen factor k: stem conv 3×3 → 16; three groups of
 // n pre-activation blocks with 16k, 32k, 64k channels and strides 1, 2, 2; BN → ReLU → global
 // average pool → Linear(64k, classes). `width` does not apply (use `widen`).
 //
@@ -22,7 +22,7 @@
 // Taps: conv1 (raw stem conv output, as the reference records it), layer{g}.{i} (block outputs,
 // the residual sums: not post-activation in a pre-activation net), pool (post BN-ReLU, pooled).
 // The channel mask attaches to the output of group 2, tap `layer2.{n−1}` ("10+10 on the
-// stage-2 output", method.md §2); the masked tensor is that tap and feeds group 3 (the code
+// stage-2 output", docs/method.md §2); the masked tensor is that tap and feeds group 3 (the code
 // records the tap before masking).
 import type { Rng } from '../engine/rng';
 import { tf } from '../engine/tf';

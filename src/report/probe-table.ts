@@ -1,5 +1,5 @@
 // The probe's result in the layout of the paper's Table 3 (layer, adversarial accuracy, test
-// accuracy, Δ vs CE) and its recommendation. Rule (method.md §7 Rec.): a single layer is
+// accuracy, Δ vs CE) and its recommendation. Rule (docs/method.md §7 Rec.): a single layer is
 // robust when its adversarial accuracy is at least `margin` percentage points above the
 // baseline's (the candidate trained without IB terms).
 import type { ExperimentConfig } from '../config/schema';

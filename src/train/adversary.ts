@@ -1,5 +1,5 @@
 // Training-time adversary: PGD-L∞ with the model in eval mode (BN running statistics),
-// as the reference scripts generate their training examples (method.md §3).
+// as the reference scripts generate their training examples (docs/method.md §3).
 import { tf } from '../engine/tf';
 import type { Rng } from '../engine/rng';
 import type { TrainAttackConfig } from '../config/schema';

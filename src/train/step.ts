@@ -128,7 +128,7 @@ export class TrainStepper {
       this.optimizer.step(grads);
       if (cfg.train.doubleBnUpdate) {
         // The reference scripts run an extra train-mode forward per step to log accuracy,
-        // which updates BN running statistics a second time (method.md §3).
+        // which updates BN running statistics a second time (docs/method.md §3).
         tf.tidy(() => void model.forward(prepared.xAdv ?? x, { training: true }));
       }
       keys.forEach((k, i) => (logs[k] = logValues[i]));

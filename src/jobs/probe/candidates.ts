@@ -1,4 +1,4 @@
-// The candidates of a robust-layer probe (paper Table 3, method.md §7): the base method without
+// The candidates of a robust-layer probe (paper Table 3, docs/method.md §7): the base method without
 // IB terms ("CE only"), the IB terms on each single tap, on all taps, and on the configured
 // robust set. Each candidate is the probe's config with only `ib` (and name/runsDir/eval)
 // changed, trained as an ordinary run.

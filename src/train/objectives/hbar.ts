@@ -1,11 +1,11 @@
-// HBaR (Wang et al., NeurIPS 2021; method.md §6): the base method's loss plus
+// HBaR (Wang et al., NeurIPS 2021; docs/method.md §6): the base method's loss plus
 //   λ_x Σ_l HSIC(X, T_l) − λ_y Σ_l HSIC(Y, T_l)
 // with the same normalised-CCA HSIC as IB-RAR (σ = 5, Y linear, X clean), on every hidden tap
 // (no layer selection, no mask). As in HBaR's `hsic_train`, the taps are those of the CLEAN
 // forward pass even under adversarial training (`_, hiddens = model(data)` after the
 // adversarial forward): TRADES/MART already make that pass; for PGD-AT an extra train-mode
 // forward on the clean batch is made, as HBaR's code does. This is the difference from IB-RAR,
-// whose PGD-AT terms use the adversarial taps (method.md §1.3).
+// whose PGD-AT terms use the adversarial taps (docs/method.md §1.3).
 import { tf } from '../../engine/tf';
 import type { ExperimentConfig, HbarConfig, IbConfig } from '../../config/schema';
 import type { Model } from '../../models/types';

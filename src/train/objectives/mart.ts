@@ -1,5 +1,5 @@
 // MART (Wang et al. 2020) with the IB-RAR code's β = 0.5 by default (6 in MART's paper);
-// IB terms on both passes with clean X, as TRADES (method.md §1.3, §4).
+// IB terms on both passes with clean X, as TRADES (docs/method.md §1.3, §4).
 import { craftPgd } from '../adversary';
 import { martLoss } from './losses';
 import { twoPassLoss } from './two-pass';

@@ -1,5 +1,5 @@
 // PGD adversarial training (Madry et al.): CE on PGD examples only. Under IB-RAR the taps
-// come from the adversarial forward and X is the clean batch (method.md §1.3; `ib.input`
+// come from the adversarial forward and X is the clean batch (docs/method.md §1.3; `ib.input`
 // switches X to the adversarial batch as the code's --advinput does).
 import { tf } from '../../engine/tf';
 import { craftPgd } from '../adversary';

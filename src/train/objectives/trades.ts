@@ -1,7 +1,7 @@
 // TRADES. `variant: ibrar-code` is what the IB-RAR code trains (CE on adversarial logits +
 // 0.5·KL, x_adv from the CE-PGD); `original` is Zhang et al. (CE on clean logits + 6·KL,
 // x_adv maximising the KL). Under IB-RAR the IB terms are taken on the taps of both
-// forward passes, each paired with clean X (method.md §1.3).
+// forward passes, each paired with clean X (docs/method.md §1.3).
 import { craftPgd, craftTradesKl } from '../adversary';
 import { tradesCodeLoss, tradesOriginalLoss } from './losses';
 import { twoPassLoss } from './two-pass';

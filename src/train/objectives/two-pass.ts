@@ -1,6 +1,6 @@
 // What TRADES and MART share: a clean and an adversarial train-mode forward, their own loss on
 // the two logit sets, and — under IB-RAR — the IB terms on the taps of both passes, each paired
-// with clean X (or x_adv when `ib.input: adversarial`), as the authors' code (method.md §1.3).
+// with clean X (or x_adv when `ib.input: adversarial`), as the authors' code (docs/method.md §1.3).
 import { tf } from '../../engine/tf';
 import type { LossParts } from './losses';
 import type { LossOut, Prepared, StepContext } from './types';

@@ -1,4 +1,4 @@
-// VIB (Alemi et al. 2017; method.md §6): CE(dec(z), y) + β · mean_i KL(N(μ_i, σ_i²) ‖ N(0, I)),
+// VIB (Alemi et al. 2017; docs/method.md §6): CE(dec(z), y) + β · mean_i KL(N(μ_i, σ_i²) ‖ N(0, I)),
 // z = μ + σ·ε with one sample per example, ε from the step's own random stream (so a step is a
 // function of seed, epoch and step, and resume is exact). Needs `model.head: vib`. The IB-RAR
 // terms are added on the trunk's taps when `ib.enabled` (not a paper configuration).
