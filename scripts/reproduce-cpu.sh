@@ -66,7 +66,7 @@ if [ "$phase" = all ] || [ "$phase" = eval ]; then
   if has_part 1; then
     # Transfer surrogate: the CE model of the next seed (independently trained, same architecture).
     for seed in 0 1 2; do
-      for c in $REF; do DIAG_N=200 eval_one "$(name_of "$c" "$seed")" "$(name_of ref-ce $(((seed + 1) % 3)))" "--n 1000"; done
+      for c in $REF; do DIAG_N=200 eval_one "$(name_of "$c" "$seed")" "$(name_of ref-ce $(((seed + 1) % 3)))" "--n 1000 --batch-size 1000"; done
     done
   fi
   if has_part 2; then
