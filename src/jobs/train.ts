@@ -17,7 +17,7 @@ import { learningRateAt } from '../train/optimizer';
 import { constantMaskHook, maskDue } from '../ib/hooks';
 import { TrainStepper, NonFiniteLossError } from '../train/step';
 import { EPOCH_COLUMNS, type EpochRecord } from '../runs/records';
-import { saveCheckpoint, readCheckpointSidecar, sidecarPath, type CheckpointSidecar } from '../runs/checkpoint';
+import { repairCheckpointDir, saveCheckpoint, readCheckpointSidecar, sidecarPath, type CheckpointSidecar } from '../runs/checkpoint';
 import { acquireRunLock, type RunLock } from '../runs/lock';
 import { MetricsWriter } from '../runs/metrics';
 import { configHash } from '../runs/config-hash';
@@ -271,6 +271,7 @@ async function openSession(req: TrainRequest): Promise<{ session: Session; sidec
     // From here on the run directory is written to.
     const layout = run.createDir();
     lock = acquireRunLock(layout);
+    if (sidecar) repairCheckpointDir(layout.checkpoints);
     if (sidecar) stepper.optimizer.importState(run.checkpoint!.optimizerState, resume.state.optimizerStarted);
     const completed = sidecar ? sidecar.epoch : 0;
     const metrics = MetricsWriter.open(layout, { columns: [...EPOCH_COLUMNS], truncateAfterEpoch: completed });

@@ -275,6 +275,36 @@ function commit(dir: string, tag: string, weightsBuf: Buffer, optimBuf: Buffer |
   return full;
 }
 
+/**
+ * After a kill between a checkpoint's commit and its last steps: remove temp files of dead
+ * writers, and make the plain-named files (`last.safetensors`, …) the data the committed
+ * sidecar names again (a kill there leaves them pointing at the previous checkpoint's data).
+ */
+export function repairCheckpointDir(dir: string): void {
+  removeStaleTempFiles(dir);
+  for (const tag of ['last', 'best']) {
+    let sidecar: CheckpointSidecar;
+    try {
+      sidecar = readCheckpointSidecar(dir, tag);
+    } catch {
+      continue;
+    }
+    const paths = checkpointPaths(dir, tag);
+    const same = (committed: string, plain: string) => {
+      try {
+        const a = fs.statSync(path.join(dir, committed));
+        const b = fs.statSync(plain);
+        return (a.ino === b.ino && a.dev === b.dev) || (a.size === b.size && sha256(fs.readFileSync(plain)) === sha256(fs.readFileSync(path.join(dir, committed))));
+      } catch {
+        return false;
+      }
+    };
+    if (fs.existsSync(path.join(dir, sidecar.files.weights.file)) && !same(sidecar.files.weights.file, paths.weights)) linkAtomic(path.join(dir, sidecar.files.weights.file), paths.weights);
+    const opt = sidecar.files.optimizer;
+    if (opt && fs.existsSync(path.join(dir, opt.file)) && !same(opt.file, paths.optimizer)) linkAtomic(path.join(dir, opt.file), paths.optimizer);
+  }
+}
+
 /** Make `dst` the same file as `src` (hard link, else copy) by an atomic rename. */
 function linkAtomic(src: string, dst: string): void {
   const tmp = tempPathFor(dst);

@@ -131,6 +131,22 @@ export function installFsFaults(opts: FsFaultOptions): FsFaults {
 //   IBRAR_FAULT_COUNT_FILE   write the number of calls here at exit
 //   IBRAR_FAULT_ENOSPC_FROM  writes into checkpoints/ fail with ENOSPC from this (1-based) one on
 //   IBRAR_FAULT_TRACE        write the paths touched, one a line, here at exit
+//   IBRAR_FAULT_KILL_AT_TURN SIGKILL at this (1-based) setImmediate turn: ibrar yields one after
+//                            every training step, evaluation batch and attack iteration, so
+//                            this lands in compute at a point fixed by the code, not the clock
+//   IBRAR_FAULT_TURN_FILE    write the number of setImmediate turns here at exit
+const turnKill = process.env.IBRAR_FAULT_KILL_AT_TURN ? Number(process.env.IBRAR_FAULT_KILL_AT_TURN) : undefined;
+if (turnKill !== undefined || process.env.IBRAR_FAULT_TURN_FILE) {
+  let turns = 0;
+  const real = global.setImmediate;
+  const counted = ((cb: (...a: unknown[]) => void, ...args: unknown[]) => {
+    turns++;
+    if (turnKill !== undefined && turns >= turnKill) process.kill(process.pid, 'SIGKILL');
+    return real(cb, ...args);
+  }) as typeof setImmediate;
+  global.setImmediate = Object.assign(counted, { __promisify__: real.__promisify__ });
+  if (process.env.IBRAR_FAULT_TURN_FILE) process.on('exit', () => fs.writeFileSync(process.env.IBRAR_FAULT_TURN_FILE!, String(turns)));
+}
 const dir = process.env.IBRAR_FAULT_DIR;
 if (dir) {
   const env = process.env;

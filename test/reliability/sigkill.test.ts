@@ -4,19 +4,21 @@
 // end result must equal an uninterrupted run's exactly: metrics rows, final weights (same
 // SHA-256), best checkpoint, and the evaluation that `train` runs at the end.
 //
-// Two kinds of kill points, alternating: (a) at the N-th file-changing call under the runs
-// folder (fault-preload.ts; a write that is hit is torn in half first), which reaches every
-// on-disk state a kill can produce, mid-checkpoint included; (b) after a random wall-clock
-// delay, which also lands in start-up, data loading and compute.
+// Two kinds of kill points, alternating, both fixed by the code rather than the clock (so the
+// test does the same under any load): (a) at the N-th file-changing call under the runs folder
+// (fault-preload.ts; a write that is hit is torn in half first), which reaches every on-disk
+// state a kill can produce, mid-checkpoint included; (b) at the N-th event-loop turn ibrar
+// yields (one per training step, evaluation batch and attack iteration), which lands in compute.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
+import { createHash } from 'crypto';
 import { Rng } from '../../src/engine/rng';
 import { readCheckpointFiles, readCheckpointSidecar } from '../../src/runs/checkpoint';
 import { runLayout } from '../../src/runs/run-dir';
 import { tempDir } from '../helpers/configs';
-import { exactMetrics, runCli, runDirsOf, spawnCli, tinyYaml } from './cli';
+import { exactMetrics, runCli, runDirsOf, tinyYaml } from './cli';
 
 const KILLS = 20;
 
@@ -44,12 +46,13 @@ test(`a run killed ${KILLS} times at random points resumes to exactly the uninte
   const refCfg = path.join(root, 'ref.yaml');
   fs.writeFileSync(refCfg, tinyYaml(refRuns, { train: 'checkpointEvery: 2', extra: evalPart }));
   const countFile = path.join(root, 'ops');
-  const t0 = Date.now();
-  const ref = await runCli(['train', '--config', refCfg], { faults: true, env: { IBRAR_FAULT_DIR: refRuns, IBRAR_FAULT_COUNT_FILE: countFile } });
+  const turnFile = path.join(root, 'turns');
+  const ref = await runCli(['train', '--config', refCfg], { faults: true, env: { IBRAR_FAULT_DIR: refRuns, IBRAR_FAULT_COUNT_FILE: countFile, IBRAR_FAULT_TURN_FILE: turnFile } });
   assert.equal(ref.code, 0, ref.stderr);
-  const refSeconds = (Date.now() - t0) / 1000;
   const totalOps = Number(fs.readFileSync(countFile, 'utf8'));
+  const totalTurns = Number(fs.readFileSync(turnFile, 'utf8'));
   assert.ok(totalOps > 100, `an uninterrupted run makes ${totalOps} file-changing calls`);
+  assert.ok(totalTurns > 20, `an uninterrupted run yields ${totalTurns} times`);
   const [refDir] = runDirsOf(refRuns);
 
   /** The finished run dir equals the uninterrupted one in everything but timings. */
@@ -61,6 +64,10 @@ test(`a run killed ${KILLS} times at random points resumes to exactly the uninte
     for (const tag of ['last', 'best']) {
       assert.equal(ck(runDir, tag).files.weights.sha256, ck(refDir, tag).files.weights.sha256, `${tag} weights are bit-identical`);
       assert.equal(ck(runDir, tag).epoch, ck(refDir, tag).epoch);
+      // The plain-named file PyTorch users load is the committed one (repaired after a kill that
+      // fell between the commit and the relink).
+      const plain = fs.readFileSync(path.join(runLayout(runDir).checkpoints, `${tag}.safetensors`));
+      assert.equal(createHash('sha256').update(plain).digest('hex'), ck(runDir, tag).files.weights.sha256, `${tag}.safetensors is the committed data`);
     }
     assert.deepEqual(evalSummary(runDir), evalSummary(refDir), 'the end-of-training evaluation equals the uninterrupted one');
     assertCheckpointsLoadable(runDir, 'at the end');
@@ -96,12 +103,9 @@ test(`a run killed ${KILLS} times at random points resumes to exactly the uninte
       how = `fs op ${at}`;
       res = await runCli(args, { faults: true, env: { IBRAR_FAULT_DIR: runs, IBRAR_FAULT_KILL_AT: String(at) } });
     } else {
-      const delay = rng.uniform(0.1, 0.5) * refSeconds;
-      how = `after ${delay.toFixed(2)} s`;
-      const child = spawnCli(args);
-      const timer = setTimeout(() => child.child.kill('SIGKILL'), delay * 1000);
-      res = await child.done;
-      clearTimeout(timer);
+      const at = 1 + rng.int(Math.ceil(totalTurns / 4));
+      how = `turn ${at}`;
+      res = await runCli(args, { faults: true, env: { IBRAR_FAULT_KILL_AT_TURN: String(at) } });
     }
     const now = currentRun();
     const lastCk = now && fs.existsSync(path.join(runLayout(now).checkpoints, 'last.json')) ? readCheckpointSidecar(runLayout(now).checkpoints, 'last') : null;
@@ -126,5 +130,5 @@ test(`a run killed ${KILLS} times at random points resumes to exactly the uninte
   const last = await runCli(current ? ['train', '--resume', current] : ['train', '--config', cfg]);
   assert.equal(last.code, 0, `final launch failed:\n${last.stderr}\n${log.join('\n')}`);
   assertSameAsReference(currentRun()!);
-  console.log(`${kills} kills over ${chain} run(s); uninterrupted run ${refSeconds.toFixed(1)} s, ${totalOps} file-changing calls\n${log.join('\n')}`);
+  console.log(`${kills} kills over ${chain} run(s); an uninterrupted run makes ${totalOps} file-changing calls and ${totalTurns} event-loop turns\n${log.join('\n')}`);
 });
