@@ -66,11 +66,12 @@ test('a second process cannot resume a run dir that is in use: exit 2 naming the
 test('a lock left by a killed process does not block --resume', { timeout: 90_000 }, async () => {
   const runs = path.join(root, 'stale');
   const cfg = path.join(root, 'stale.yaml');
-  const epochs = 60; // still training 0.5 s in, with native kernels (~0.1 s per epoch)
+  const epochs = 60; // far from done when the first epoch's line appears
   fs.writeFileSync(cfg, tinyYaml(runs, { epochs, trainSize: 256, train: 'checkpointEvery: 4' }));
   const first = spawnCli(['train', '--config', cfg]);
   const runDir = (await first.waitFor(/run dir: (\S+)/)).slice('run dir: '.length);
-  await new Promise((r) => setTimeout(r, 500));
+  // Killed while it holds the lock: right after its first epoch (no clock involved).
+  await first.waitFor(/epoch 1\/60/);
   first.child.kill('SIGKILL');
   await first.done;
   assert.ok(fs.existsSync(runLayout(runDir).lock), 'SIGKILL left the lock file');
