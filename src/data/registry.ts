@@ -220,7 +220,8 @@ export async function loadDataset(cfg: DataConfig, seed: number, opts: LoadOptio
     } catch (err) {
       const fetchable = name === 'cifar10' || name === 'mnist' || name === 'fashion-mnist';
       if (!(err instanceof MissingDataError) || !cfg.autoFetch || !fetchable) throw err;
-      log(`${err.message}\ndata.autoFetch is on: fetching ${name} into ${root}`);
+      // The error's own text tells how to fetch; with autoFetch on, ibrar just does it.
+      log(`no ${name} files in ${err.dir} (data.autoFetch is on): fetching ${name} into ${root}`);
       await fetchDataset(name as FetchableDataset, root, { log, ...opts.fetch });
       raw = await loadRaw(cfg, root, log);
     }

@@ -86,8 +86,8 @@ export function curvesFigure(refs: readonly RunRef[]): string {
     if (anyAdv) legend.push({ name: 'adversarial (held-out)', color: '#333', dash: DASH.dotted });
   }
   const panels: Panel[] = [
-    { title: 'Loss', xLabel: 'epoch', yLabel: 'loss', lines: loss },
-    { title: 'Accuracy', xLabel: 'epoch', yLabel: 'accuracy (%)', lines: accuracy },
+    { title: 'Loss', xLabel: 'epoch', yLabel: 'loss', lines: loss, integerX: true },
+    { title: 'Accuracy', xLabel: 'epoch', yLabel: 'accuracy (%)', lines: accuracy, integerX: true },
   ];
   return renderFigure({
     title: single ? `Training curves: ${refs[0].label}` : 'Training curves',
@@ -191,22 +191,27 @@ export function stepsFigure(refs: readonly RunRef[], opts: { attacks?: string[];
   const evals = refs.map((r) => readEvalFiles(r.runDir));
   const attacks = sweepAttacks(evals.flat(), opts.attacks, true);
   const eps = opts.eps ?? refs[0].config.eval.eps;
-  const panels: Panel[] = attacks.map((attack) => ({
+  const all: Panel[] = attacks.map((attack) => ({
     title: `${attack.toUpperCase()} (ε = ${epsWords(eps)})`,
     xLabel: 'attack steps',
     yLabel: 'accuracy (%)',
+    integerX: true,
     lines: refs.map((r, i) => ({ name: `${r.label} · ${attack}`, color: categorical(i), points: stepsPoints(evals[i], attack, eps).map(([x, y]) => [x, 100 * y] as [number, number]) })),
   }));
-  const empty = panels.every((p) => (p.lines ?? []).every((l) => l.points.length === 0));
-  if (panels.length === 0 || empty) {
+  // An attack without a single point gets no (empty) panel; the note says which and why.
+  const hasPoints = (p: Panel) => (p.lines ?? []).some((l) => l.points.length > 0);
+  const panels = all.filter(hasPoints);
+  const missing = attacks.filter((_, i) => !hasPoints(all[i]));
+  if (panels.length === 0) {
     throw new UserError(`no evaluations with a steps parameter at ε = ${epsWords(eps)}; add points with \`ibrar plot RUN --kind steps --compute\` or \`ibrar eval --steps N\``);
   }
+  const note = [missing.length ? `No evaluations at ε = ${epsWords(eps)} with ${missing.join(', ')} (add them with --compute --attacks ${missing.join(',')}).` : '', vibNote(refs) ?? ''].filter(Boolean).join(' ');
   return renderFigure({
     title: 'Accuracy against attack steps',
     panels,
     columns: Math.min(3, panels.length),
     legend: refs.map((r, i) => ({ name: r.label, color: categorical(i) })),
-    note: vibNote(refs),
+    note: note || undefined,
   });
 }
 

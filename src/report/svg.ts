@@ -34,6 +34,8 @@ export interface Panel {
   yDomain?: [number, number];
   /** Hide the numeric tick labels (t-SNE coordinates mean nothing). */
   hideTicks?: boolean;
+  /** The x axis counts whole things (epochs, steps): ticks only at integers. */
+  integerX?: boolean;
 }
 
 export interface LegendEntry {
@@ -71,13 +73,14 @@ function px(v: number): string {
 }
 
 /** "Nice" tick positions covering [lo, hi] (1, 2, 5 × 10^k steps). */
-export function niceTicks(lo: number, hi: number, target = 5): number[] {
+export function niceTicks(lo: number, hi: number, target = 5, integer = false): number[] {
   if (!(Number.isFinite(lo) && Number.isFinite(hi))) return [];
   if (hi < lo) [lo, hi] = [hi, lo];
   if (hi === lo) return [lo];
   const raw = (hi - lo) / Math.max(target, 1);
   const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 5, 10].map((f) => f * mag).find((s) => s >= raw) ?? 10 * mag;
+  const nice = [1, 2, 5, 10].map((f) => f * mag).find((s) => s >= raw) ?? 10 * mag;
+  const step = integer ? Math.max(1, Math.round(nice)) : nice;
   const first = Math.ceil(lo / step - 1e-9) * step;
   const ticks: number[] = [];
   for (let v = first; v <= hi + step * 1e-9; v += step) ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
@@ -123,7 +126,7 @@ function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): st
   out.push(`<g class="panel"${p.title ? ` data-title="${escapeXml(p.title)}"` : ''}>`);
   if (p.title) out.push(`<text x="${px(x0 + m.left + pw / 2)}" y="${px(y0 + 16)}" text-anchor="middle" font-size="13" font-weight="bold">${escapeXml(p.title)}</text>`);
   out.push(`<rect x="${px(x0 + m.left)}" y="${px(y0 + m.top)}" width="${px(pw)}" height="${px(ph)}" fill="#fff" stroke="#444" stroke-width="1"/>`);
-  const xt = niceTicks(xlo, xhi);
+  const xt = niceTicks(xlo, xhi, 5, p.integerX);
   const yt = niceTicks(ylo, yhi);
   const xstep = xt.length > 1 ? xt[1] - xt[0] : 1;
   const ystep = yt.length > 1 ? yt[1] - yt[0] : 1;

@@ -13,13 +13,14 @@ import { buildModel } from '../../src/models/registry';
 import { loadCheckpoint } from '../../src/runs/checkpoint';
 import { hsicCcaValue } from '../../src/ib';
 import { plot } from '../../src/report/plot';
-import { runRefs } from '../../src/report/figures';
+import { runRefs, stepsFigure } from '../../src/report/figures';
 import { computeSweep } from '../../src/jobs/figures';
 import { computeTsneFile } from '../../src/jobs/tsne';
 import { readEvalFiles } from '../../src/report/runs';
-import { parseMarkers } from '../../src/report/svg';
+import { niceTicks, parseMarkers } from '../../src/report/svg';
 import type { TsneData } from '../../src/runs/tsne-file';
-import { tinyConfig } from '../helpers/configs';
+import { tempDir, tinyConfig } from '../helpers/configs';
+import { fakeEval, fakeRun } from './fake-runs';
 
 const monitored = () =>
   tinyConfig({
@@ -156,4 +157,17 @@ test('tsne: clean and adversarial panels with one point per test example, colour
   }
   const acc = data.clean.predictions.filter((p, i) => p === data.labels[i]).length / 40;
   assert.ok(acc > 0.9, `clean predictions come from the trained model (${acc})`);
+});
+
+test('epoch and step axes tick at whole numbers; an attack without points gets a note, not an empty panel', () => {
+  assert.deepEqual(niceTicks(0.8, 3.2, 5, true), [1, 2, 3]);
+  assert.deepEqual(niceTicks(0.8, 3.2, 5), [1, 1.5, 2, 2.5, 3]);
+  const root = tempDir('ibrar-steps-');
+  const dir = fakeRun(root, tinyConfig({ name: 'steps' }), '20260101-000000');
+  fakeEval(dir, 'a.json', { clean: 0.9, attacks: { pgd: 0.5 }, steps: { pgd: 10 }, createdAt: '2026-01-01T00:00:00.000Z' });
+  fakeEval(dir, 'b.json', { clean: 0.9, attacks: { pgd: 0.25 }, steps: { pgd: 20 }, createdAt: '2026-01-02T00:00:00.000Z' });
+  const svg = stepsFigure(runRefs([dir]), { attacks: ['pgd', 'cw'] });
+  assert.match(svg, /data-title="PGD/);
+  assert.doesNotMatch(svg, /data-title="CW/);
+  assert.match(svg, /No evaluations at ε = 0\.03 with cw/);
 });
