@@ -41,17 +41,18 @@ train_one() {
   fi
 }
 
-# Evaluate run $1 (experiment name): the table's attacks with the diagnostics (transfer
-# surrogate: run $2), then PGD-50. $3: extra flags for the first evaluation.
+# Evaluate run $1 (experiment name) at ε = 0.03: the fast attacks on $3 test examples, the slow
+# ones (CW, APGD-CE-100, Square, and $5) on $4 with the gradient-masking diagnostics on the first
+# $DIAG_N of those (transfer surrogate: run $2).
 eval_one() {
   local dir sur
   dir=$(run_dir "$1")
   sur=$(run_dir "$2")
   [ -n "$dir" ] || { echo "reproduce: $1 is not trained yet" >&2; return 1; }
-  # shellcheck disable=SC2086
-  ibrar eval --run "$dir" --attacks fgsm,pgd,cw,apgd-ce,square --eps 0.03 --param apgd-ce.steps=100 \
-    --diagnose --diagnose-n "${DIAG_N:-200}" --surrogate "${sur:-none}" ${3:-}
-  ibrar eval --run "$dir" --attacks pgd --steps 50 --eps 0.03 --no-diagnose ${3:-}
+  ibrar eval --run "$dir" --attacks fgsm,pgd --eps 0.03 --n "$3" --batch-size 1000 --no-diagnose
+  ibrar eval --run "$dir" --attacks pgd --steps 50 --eps 0.03 --n "$3" --batch-size 1000 --no-diagnose
+  ibrar eval --run "$dir" --attacks "cw,apgd-ce,square${5:+,$5}" --eps 0.03 --param apgd-ce.steps=100 --n "$4" --batch-size "$4" \
+    --diagnose --diagnose-n "${DIAG_N:-200}" --surrogate "${sur:-none}"
 }
 
 REF="ref-ce ref-ibrar ref-ibrar-all ref-ibrar-nomask"
@@ -66,15 +67,13 @@ if [ "$phase" = all ] || [ "$phase" = eval ]; then
   if has_part 1; then
     # Transfer surrogate: the CE model of the next seed (independently trained, same architecture).
     for seed in 0 1 2; do
-      for c in $REF; do DIAG_N=200 eval_one "$(name_of "$c" "$seed")" "$(name_of ref-ce $(((seed + 1) % 3)))" "--n 1000 --batch-size 1000"; done
+      for c in $REF; do DIAG_N=200 eval_one "$(name_of "$c" "$seed")" "$(name_of ref-ce $(((seed + 1) % 3)))" 1000 500; done
     done
   fi
   if has_part 2; then
-    for c in $FULL; do
-      # Full test set for the fast attacks; AutoAttack (standard) and CW on the first 1,000.
-      DIAG_N=500 eval_one "$c" ref-ce-s1 "--n 10000"
-      ibrar eval --run "$(run_dir "$c")" --attacks autoattack,cw --eps 0.03 --n 1000 --no-diagnose
-    done
+    # The whole test set for the fast attacks; the slow ones and AutoAttack (standard) on the
+    # first 500; transfer surrogate: a CE model of the reference configuration.
+    for c in $FULL; do DIAG_N=200 eval_one "$c" ref-ce-s1 10000 500 autoattack; done
   fi
 fi
 
@@ -85,7 +84,7 @@ if [ "$phase" = all ] || [ "$phase" = probe ]; then
 fi
 
 if [ "$phase" = all ] || [ "$phase" = tables ]; then
-  cols=natural,fgsm,pgd,pgd:steps=50,cw,apgd-ce,square,worst_case,diagnostics
+  cols=natural,fgsm,pgd,pgd:steps=50,cw,apgd-ce,square,diagnostics
   has_part 1 && ibrar report "$R"/ref-* --columns "$cols" --out docs/results/part1 --title "Reference-comparable VGG16 (width 0.25), CIFAR-10 10k/1k, 10 epochs, ε = 0.03"
   has_part 2 && ibrar report "$R"/full-* --columns "natural,fgsm,pgd,pgd:steps=50,cw,apgd-ce,square,autoattack,diagnostics" --eps 0.03 --out docs/results/part2 --title "VGG16 (width 0.25), full CIFAR-10, ε = 0.03"
   node scripts/results-tables.js docs/results.md docs/results
