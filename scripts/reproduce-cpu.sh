@@ -87,7 +87,7 @@ if [ "$phase" = all ] || [ "$phase" = tables ]; then
   cols=natural,fgsm,pgd,pgd:steps=50,cw,apgd-ce,square,diagnostics
   has_part 1 && ibrar report "$R"/ref-* --columns "$cols" --out docs/results/part1 --title "Reference-comparable VGG16 (width 0.25), CIFAR-10 10k/1k, 10 epochs, ε = 0.03"
   has_part 2 && ibrar report "$R"/full-* --columns "natural,fgsm,pgd,pgd:steps=50,cw,apgd-ce,square,autoattack,diagnostics" --eps 0.03 --out docs/results/part2 --title "VGG16 (width 0.25), full CIFAR-10, ε = 0.03"
-  node scripts/results-tables.js docs/results.md docs/results
+  node scripts/results-tables.js docs/results.md docs/results "$R"
 fi
 
 echo "reproduce-cpu: $phase done in $(($(date +%s) - start)) s"

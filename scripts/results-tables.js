@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+'use strict';
+// Splices the generated tables into docs/results.md (called by scripts/reproduce-cpu.sh):
+//   <!-- table:NAME -->…<!-- /table:NAME -->  ← the table of docs/results/NAME/report.md
+//   <!-- diagnostics:PREFIX -->…<!-- /diagnostics:PREFIX --> ← one row per diagnosed run whose
+//      experiment name starts with PREFIX: each check's status and the numbers behind it
+//   <!-- probe:NAME -->…<!-- /probe:NAME --> ← the newest probe.md of experiment NAME
+//   <!-- computetime -->…<!-- /computetime --> ← the computation recorded in the run files
+// The prose around the markers is written by hand from these numbers.
+// usage: node scripts/results-tables.js docs/results.md docs/results RUNS_DIR
+const fs = require('fs');
+const path = require('path');
+
+const [doc, tablesDir, runsDir] = process.argv.slice(2);
+if (!doc || !tablesDir || !runsDir) {
+  console.error('usage: results-tables.js DOC TABLES_DIR RUNS_DIR');
+  process.exit(2);
+}
+
+function replaceBlock(text, tag, body) {
+  const re = new RegExp(`(<!-- ${tag} -->\\n)[\\s\\S]*?(\\n<!-- /${tag.split(':')[0]}${tag.includes(':') ? ':' + tag.split(':')[1] : ''} -->)`);
+  return re.test(text) ? text.replace(re, `$1${body.trim()}$2`) : text;
+}
+
+/** The table part of a report.md: its setup lines, the table and its footnotes (not the run list). */
+function reportTable(name) {
+  const file = path.join(tablesDir, name, 'report.md');
+  if (!fs.existsSync(file)) return `*(not generated yet: ${file})*`;
+  const md = fs.readFileSync(file, 'utf8');
+  const body = md.split('\n## Runs')[0].split('\n').slice(1).join('\n'); // drop the title
+  return body.replace(/\]\(\.\.\//g, `](${path.relative(path.dirname(doc), tablesDir)}/`);
+}
+
+function findDiagnostics(prefix) {
+  const out = [];
+  for (const exp of fs.existsSync(runsDir) ? fs.readdirSync(runsDir).sort() : []) {
+    if (!exp.startsWith(prefix)) continue;
+    for (const stamp of fs.readdirSync(path.join(runsDir, exp)).sort()) {
+      const evalDir = path.join(runsDir, exp, stamp, 'eval');
+      if (!fs.existsSync(evalDir)) continue;
+      const files = fs.readdirSync(evalDir).filter((f) => f.endsWith('-diagnostics.json')).sort();
+      if (!files.length) continue;
+      out.push({ exp, report: JSON.parse(fs.readFileSync(path.join(evalDir, files[files.length - 1]), 'utf8')) });
+    }
+  }
+  return out;
+}
+
+const pct = (v) => (typeof v === 'number' ? `${(100 * v).toFixed(1)}` : '–');
+const SHORT = {
+  'iterative-vs-single-step': 'iterative',
+  convergence: 'convergence',
+  'eps-sweep': 'ε sweep',
+  adaptive: 'adaptive',
+  'black-box-vs-white-box': 'black box',
+  transfer: 'transfer',
+  'gradient-health': 'gradients',
+};
+
+function diagnosticsTable(prefix) {
+  const rows = findDiagnostics(prefix);
+  if (!rows.length) return '*(no diagnostics yet)*';
+  const ids = Object.keys(SHORT);
+  const lines = [
+    `| run | ${ids.map((i) => SHORT[i]).join(' | ')} | converged PGD | PGD at 64/255 | unbounded | Square | transfer | zero-grad | verdict |`,
+    `|---|${ids.map(() => '---').join('|')}|---:|---:|---:|---:|---:|---:|---|`,
+  ];
+  for (const { exp, report } of rows) {
+    const by = Object.fromEntries(report.checks.map((c) => [c.id, c]));
+    const status = (id) => (by[id] ? (by[id].status === 'warn' ? '**warn**' : by[id].status) : '–');
+    const num = (id, key) => by[id]?.numbers?.[key];
+    const sweep = num('eps-sweep', 'curve');
+    const at64 = Array.isArray(sweep) ? sweep.find((c) => Math.abs(c.eps - 64 / 255) < 1e-9)?.acc : undefined;
+    lines.push(
+      `| ${exp} | ${ids.map(status).join(' | ')} | ${pct(num('convergence', 'converged_acc'))} | ${pct(at64)} | ${pct(num('eps-sweep', 'unbounded_acc'))} | ` +
+        `${pct(num('black-box-vs-white-box', 'square_acc'))} | ${pct(num('transfer', 'transfer_acc'))} | ${num('gradient-health', 'zero_gradient') ?? '–'} | ${report.verdict} |`,
+    );
+  }
+  lines.push('', `Accuracies in % on the first ${rows[0].report.n} test examples at ε = ${rows[0].report.eps_str}; per-run files: \`<run>/eval/*-diagnostics.md\`.`);
+  return lines.join('\n');
+}
+
+/** Seconds of computation recorded in the run files: training epochs, evaluations, diagnostics. */
+function computeTime() {
+  let train = 0;
+  let evals = 0;
+  let diag = 0;
+  const walk = (dir, depth) => {
+    if (depth > 4 || !fs.existsSync(dir)) return;
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p, depth + 1);
+      else if (e.name === 'metrics.jsonl') {
+        for (const line of fs.readFileSync(p, 'utf8').split('\n')) if (line.trim()) train += JSON.parse(line).seconds || 0;
+      } else if (path.basename(dir) === 'eval' && e.name.endsWith('-diagnostics.json')) diag += JSON.parse(fs.readFileSync(p, 'utf8')).seconds || 0;
+      else if (path.basename(dir) === 'eval' && e.name.endsWith('.json') && !e.name.startsWith('.')) {
+        for (const a of JSON.parse(fs.readFileSync(p, 'utf8')).attacks || []) evals += a.seconds || 0;
+      }
+    }
+  };
+  walk(runsDir, 0);
+  const h = (v) => `${(v / 3600).toFixed(1)} h`;
+  return `${h(train + evals + diag)} of computation recorded in the run files (training ${h(train)}, attacks ${h(evals)}, diagnostics ${h(diag)}), each process on one native thread`;
+}
+
+/** The newest probe table of experiment NAME (its probe.md, without the title). */
+function probeTable(name) {
+  const dir = path.join(runsDir, `${name}-probe`);
+  const stamps = fs.existsSync(dir) ? fs.readdirSync(dir).filter((d) => fs.existsSync(path.join(dir, d, 'probe.md'))).sort() : [];
+  if (!stamps.length) return '*(not run yet)*';
+  return fs.readFileSync(path.join(dir, stamps[stamps.length - 1], 'probe.md'), 'utf8').split('\n').slice(1).join('\n');
+}
+
+let text = fs.readFileSync(doc, 'utf8');
+for (const m of text.matchAll(/<!-- probe:([a-z0-9-]+) -->/g)) text = replaceBlock(text, `probe:${m[1]}`, probeTable(m[1]));
+text = replaceBlock(text, 'computetime', computeTime());
+for (const m of text.matchAll(/<!-- table:([a-z0-9-]+) -->/g)) text = replaceBlock(text, `table:${m[1]}`, reportTable(m[1]));
+for (const m of text.matchAll(/<!-- diagnostics:([a-z0-9-]+) -->/g)) text = replaceBlock(text, `diagnostics:${m[1]}`, diagnosticsTable(m[1]));
+fs.writeFileSync(doc + '.tmp', text);
+fs.renameSync(doc + '.tmp', doc);
+console.log(`updated ${doc}`);
