@@ -1,7 +1,7 @@
 // SHA-256 of the official dataset files (as distributed, and for .gz files also of the
 // decompressed content, which survives recompression such as Debian's), of the npm
 // tarballs the offline fetchers use, and of the files those fetchers derive.
-// Sources: /work/shared/data/README.md (CIFAR-10, MNIST/Fashion-MNIST test sets) and the
+// Sources: the official releases' files (CIFAR-10, MNIST/Fashion-MNIST test sets) and the
 // hash lists published with torchvision/TFDS-style downloaders (MNIST/Fashion-MNIST train).
 
 export type HashKind = 'official' | 'derived';

@@ -17,9 +17,9 @@ export function rmDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** The repo-external shared data folder (`<repo>/../shared/data`), from dist/test/data. */
+/** The official data files the tests may use: $IBRAR_DATA (CI sets it); '' when unset. */
 export function sharedDataRoot(): string {
-  return path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'data');
+  return process.env.IBRAR_DATA ? path.resolve(process.env.IBRAR_DATA) : '';
 }
 
 export function dataCfg(over: Partial<DataConfig> & Pick<DataConfig, 'dataset'>): DataConfig {

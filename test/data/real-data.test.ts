@@ -1,5 +1,5 @@
-// The real datasets in <repo>/../shared/data, when that folder exists: counts, per-class
-// counts and pixel means from its README, and the checksum report. Absent → diagnostic only.
+// The real datasets in $IBRAR_DATA, when it holds them: counts, per-class counts and pixel
+// means of the official files, and the checksum report. Absent → diagnostic only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
@@ -13,7 +13,7 @@ import { dataCfg, sharedDataRoot } from './helpers';
 const ROOT = sharedDataRoot();
 
 function present(sub: string, t: { diagnostic(msg: string): void }): boolean {
-  if (fs.existsSync(path.join(ROOT, sub))) return true;
+  if (ROOT && fs.existsSync(path.join(ROOT, sub))) return true;
   t.diagnostic(`${path.join(ROOT, sub)} not found: real-data checks not run`);
   return false;
 }

@@ -9,10 +9,10 @@ export function readGolden<T = any>(name: string): T {
   return JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'golden', name), 'utf8')) as T;
 }
 
-/** The shared real-data folder beside the repo, when present (CI has it; a user's clone may not). */
+/** The real-data folder the tests may use: $IBRAR_DATA (CI points it at its copy of the official files; a user's clone may have none). */
 export function sharedDataRoot(): string | null {
-  const p = path.resolve(REPO_ROOT, '..', 'shared', 'data');
-  return fs.existsSync(p) ? p : null;
+  const p = process.env.IBRAR_DATA;
+  return p && fs.existsSync(p) ? path.resolve(p) : null;
 }
 
 export interface Tol {
