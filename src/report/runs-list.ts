@@ -254,7 +254,8 @@ export function formatRunList(runs: readonly RunSummary[]): string {
   const rows = runs.map((r) => [
     r.run,
     r.status,
-    `${r.epoch}/${r.epochs}` + (r.step > 0 ? ` +${r.step} steps` : ''),
+    // An imported run's checkpoint sits at its config's last epoch by convention: not trained here.
+    r.status === 'imported' ? '–' : `${r.epoch}/${r.epochs}` + (r.step > 0 ? ` +${r.step} steps` : ''),
     percent(r.clean),
     percent(r.robust),
     formatDuration(r.wallSeconds),
