@@ -14,7 +14,7 @@ export async function diagnoseAfterEvaluation(
   run: OpenedRun,
   req: EvalRequest,
   out: EvalOutcome,
-  opts: { flag?: boolean; n?: number; surrogate: string; openSurrogate?: OpenedRun | null; stop: StopSignals },
+  opts: { flag?: boolean; n?: number; surrogate?: string; openSurrogate?: OpenedRun | null; stop: StopSignals },
 ): Promise<number | null> {
   const { diagnose, diagnosisIndicated, resolveSurrogate } = await import('../jobs/diagnose');
   const report = out.report;
@@ -26,8 +26,13 @@ export async function diagnoseAfterEvaluation(
       `a model trained without adversarial examples keeps ${(100 * pgd.robust_acc).toFixed(2)} % under PGD: running the gradient-masking diagnostics (--no-diagnose skips them)\n`,
     );
   }
+  // Training a surrogate costs a training run: only when the diagnostics were asked for.
+  const choice = opts.surrogate ?? (opts.flag === true ? 'auto' : 'none');
+  if (choice === 'none' && opts.surrogate === undefined) {
+    ctx.err.write('(the transfer check needs a surrogate: --surrogate RUN_DIR, or --diagnose to train one on demand)\n');
+  }
   const progress = trainProgress(ctx);
-  const surrogate = await resolveSurrogate(run, opts.surrogate, { open: opts.openSurrogate, progress, shouldStop: opts.stop.requested });
+  const surrogate = await resolveSurrogate(run, choice, { open: opts.openSurrogate, progress, shouldStop: opts.stop.requested });
   progress.stop();
   if (surrogate === 'interrupted') return opts.stop.exitCode();
   try {

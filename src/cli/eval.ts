@@ -75,7 +75,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('batch-size', { type: 'number', describe: "default: the run's eval.batchSize" })
       .option('seed', { type: 'number', describe: "seed of the attacks' randomness; default: the run's eval.seed" })
       .option('param', { type: 'string', array: true, default: [], describe: 'attack parameter override: --param cw.c=1 --param pgd.restarts=5 (adds to eval.params)' })
-      .option('surrogate', { type: 'string', describe: "run directory of an independently trained model (transfer attacks craft on it; the diagnostics' transfer check too), or none; default for the diagnostics: auto (trained on demand)" })
+      .option('surrogate', { type: 'string', describe: "run directory of an independently trained model (transfer attacks craft on it; the diagnostics' transfer check too), or none; for the diagnostics' transfer check with --diagnose the default is auto (the run's recipe without the defence, trained on demand and reused); when the diagnostics start by themselves, none" })
       .option('diagnose', { type: 'boolean', describe: 'run the gradient-masking diagnostics after the attacks (default: when a model trained without adversarial examples keeps > 5 % under PGD; --no-diagnose never)' })
       .option('diagnose-n', { type: 'number', describe: 'test examples the diagnostics check (default: min(n, 500))' })
       .option('fresh', { type: 'boolean', default: false, describe: 'compute again even if an identical evaluation exists' }) as never,
@@ -112,7 +112,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       const code = await diagnoseAfterEvaluation(ctx, run, req, out, {
         flag: args.diagnose,
         n: args['diagnose-n'],
-        surrogate: args.surrogate ?? 'auto',
+        surrogate: args.surrogate,
         openSurrogate: surrogate,
         stop,
       });

@@ -6,6 +6,7 @@ interface TrainArgs {
   config?: string;
   set: string[];
   resume?: string;
+  'init-from'?: string;
   force: boolean;
   'print-config': boolean;
   'dry-run': boolean;
@@ -22,6 +23,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('config', { alias: 'c', type: 'string', describe: 'experiment config (YAML)' })
       .option('set', { type: 'string', array: true, default: [], describe: 'override a config key: --set train.epochs=2' })
       .option('resume', { type: 'string', describe: 'continue the run in this directory from its newest checkpoint' })
+      .option('init-from', { type: 'string', describe: 'fine-tune: start from the weights of this run\'s last checkpoint (or a sidecar: RUN/checkpoints/best.json); same as --set train.initFrom=…' })
       .option('force', { type: 'boolean', default: false, describe: 'with --resume: continue although config.yaml changed since the checkpoint (recorded in the run)' })
       .option('print-config', { type: 'boolean', default: false, describe: 'print the resolved config and exit' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'time a few steps and print the number of steps and the estimated training time here; writes nothing' })
@@ -31,13 +33,18 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         if (!a.config && !a.resume) throw new UserError('train needs --config FILE or --resume RUN_DIR');
         if (a.config && a.resume) throw new UserError('give either --config or --resume, not both (a resumed run uses its saved config)');
         if (a.resume && a.set.length) throw new UserError('--set does not apply to --resume (a resumed run uses its saved config)', undefined, '--set');
+        if (a.resume && a['init-from']) throw new UserError('--init-from starts a new run; a resumed run continues from its own checkpoint', undefined, '--init-from');
         return true;
       }) as never,
   handler: async (args) => {
     const ctx = defaultContext(args.debug);
     const { loadConfig, configToYaml } = await import('../config/load');
     const sets = [...args.set, ...(args.backend ? [`backend=${args.backend}`] : [])];
-    const cfg = args.config ? loadConfig(args.config, sets) : undefined;
+    let cfg = args.config ? loadConfig(args.config, sets) : undefined;
+    if (cfg && args['init-from'] !== undefined) {
+      const { resolveInitFromPath } = await import('../jobs/import');
+      cfg = { ...cfg, train: { ...cfg.train, initFrom: resolveInitFromPath(args['init-from']) } };
+    }
     if (args['print-config']) {
       if (!cfg) throw new UserError('--print-config needs --config');
       ctx.out.write(configToYaml(cfg));
@@ -86,7 +93,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
           const { diagnoseAfterEvaluation } = await import('./diagnose');
           const run = await openRun({ kind: 'existing', runDir: res.runDir, checkpoint: saved.eval.checkpoint });
           try {
-            const code = await diagnoseAfterEvaluation(ctx, run, evalRequestFromConfig(saved), evaluation, { flag: args.diagnose, surrogate: 'auto', stop });
+            const code = await diagnoseAfterEvaluation(ctx, run, evalRequestFromConfig(saved), evaluation, { flag: args.diagnose, stop });
             if (code !== null) process.exitCode = code;
           } finally {
             run.dispose();

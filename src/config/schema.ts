@@ -182,6 +182,15 @@ const trainSchema = z
     doubleBnUpdate: z.boolean().default(false),
     hbar: hbarSchema.optional(),
     monitor: monitorSchema.optional(),
+    /**
+     * Fine-tuning: start from the weights (parameters and BatchNorm statistics) of another run's
+     * checkpoint instead of a fresh initialisation: a run directory (its `last` checkpoint) or a
+     * checkpoint sidecar (`RUN/checkpoints/best.json`). Optimizer state, epochs, the LR schedule
+     * and the channel mask start afresh. Saved as an absolute path.
+     */
+    initFrom: z.string().min(1).optional(),
+    /** Write TensorBoard event files into `<run>/tb/` (training scalars, monitoring, evaluations). */
+    tensorboard: z.boolean().default(true),
   })
   .strict();
 

@@ -21,6 +21,7 @@ import { removeStaleTempFiles, writeFileAtomic, writeJsonAtomic } from '../runs/
 import { configHash } from '../runs/config-hash';
 import { readEvalReport, EVAL_FORMAT, type AttackSummary, type EvalReport } from '../runs/eval-report';
 import { readEvalState, writeEvalState, type EvalState } from '../runs/eval-state';
+import { RunTensorBoard, type EvalDefaults } from '../runs/tensorboard-run';
 import { confusionTendency } from '../report/confusion';
 import { evalCsv, evalMarkdown, formatEps } from '../report/eval-tables';
 import { openRun, type OpenedRun } from './open-run';
@@ -242,9 +243,29 @@ export async function evaluate(run: OpenedRun, req: EvalRequest, opts: EvalOptio
   }
   const report = buildReport(run, req, split, state, attacks, params, key);
   const files = writeReportFiles(path.join(layout.evalDir, state.report.base), report);
+  if (run.layout) {
+    const tb = RunTensorBoard.open(run.layout.dir, cfg.train.tensorboard);
+    try {
+      tb?.evaluation(report, evalDefaults(cfg, dataset.test.n, attacks));
+    } finally {
+      tb?.close();
+    }
+  }
   fs.rmSync(statePath, { force: true });
   opts.progress?.onDone?.(report, files, false);
   return { report, files, interrupted: false, reused: false };
+}
+
+/**
+ * The run's own evaluation settings, resolved for `attacks`: TensorBoard tags an evaluation by
+ * how it differs from them.
+ */
+function evalDefaults(cfg: ExperimentConfig, testN: number, attacks: readonly string[]): EvalDefaults {
+  const own = evalRequestFromConfig(cfg);
+  const params: EvalDefaults['params'] = {};
+  for (const a of attacks) params[a] = attackParams(a, own);
+  const ownAttacks = own.attacks.length ? parseAttackList(own.attacks.join(',')) : [];
+  return { n: Math.min(own.n ?? testN, testN), seed: own.seed, attacks: ownAttacks, params };
 }
 
 /**

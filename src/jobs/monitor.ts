@@ -22,6 +22,7 @@ import { getAttack } from '../attacks/registry';
 import { targetFromModel } from '../attacks/target';
 import { constantMaskHook } from '../ib/hooks';
 import { ADV_CURVE_FILE, INFO_PLANE_FILE, truncateJsonl, type AdvCurveRecord, type InfoPlaneRecord } from '../runs/monitor-files';
+import type { RunTensorBoard } from '../runs/tensorboard-run';
 import { attackParams } from './eval';
 
 export interface MonitorArgs {
@@ -34,6 +35,8 @@ export interface MonitorArgs {
   /** Epochs completed before this session. */
   completedEpochs: number;
   stepsPerEpoch: number;
+  /** Also writes each record as TensorBoard scalars (null or absent: not). */
+  tensorboard?: RunTensorBoard | null;
 }
 
 export class TrainingMonitor {
@@ -109,6 +112,7 @@ export class TrainingMonitor {
     const total = cfg.train.epochs * stepsPerEpoch;
     const rec: InfoPlaneRecord = { step, epoch: step / stepsPerEpoch, progress: total > 0 ? step / total : 0, n: this.m, hx, hy };
     fs.appendFileSync(path.join(this.a.runDir, INFO_PLANE_FILE), JSON.stringify(rec) + '\n');
+    this.a.tensorboard?.infoPlane(rec);
     this.lastInfoStep = step;
   }
 
@@ -141,6 +145,7 @@ export class TrainingMonitor {
         adv_acc: adv / this.m,
       };
       fs.appendFileSync(path.join(this.a.runDir, ADV_CURVE_FILE), JSON.stringify(rec) + '\n');
+      this.a.tensorboard?.advCurve(rec);
     } finally {
       tf.dispose([x, y, yOneHot]);
     }

@@ -23,8 +23,10 @@ import { MetricsWriter } from '../runs/metrics';
 import { configHash } from '../runs/config-hash';
 import { createRunLogger, type RunLogger } from '../runs/logger';
 import type { RunLayout } from '../runs/run-dir';
+import { RunTensorBoard } from '../runs/tensorboard-run';
 import { openRun, inConfigFile, type OpenedRun } from './open-run';
 import { TrainingMonitor } from './monitor';
+import { initFromCheckpoint, importRecordSchema, initFromRecordSchema, resolveInitFromPath, type InitFromRecord } from './import';
 import { evaluate, evalRequestFromConfig, type EvalOutcome, type EvalProgress } from './eval';
 
 export { NonFiniteLossError };
@@ -94,6 +96,10 @@ const resumeStateSchema = z
     accumulator: accumulatorSchema.nullable(),
     /** `--force` resumes with a changed config.yaml, in order. */
     forced: z.array(z.object({ at: z.string(), checkpointConfig: z.string(), runConfig: z.string() }).strict()).default([]),
+    /** The checkpoint whose weights this run started from (`train.initFrom`). */
+    initFrom: initFromRecordSchema.optional(),
+    /** The run's weights were imported (`ibrar import`), not trained here. */
+    imported: importRecordSchema.optional(),
   })
   .strict();
 type ResumeState = z.infer<typeof resumeStateSchema>;
@@ -151,6 +157,10 @@ interface Session {
   bestTestAcc: number;
   globalStep: number;
   forced: ResumeState['forced'];
+  initFrom: InitFromRecord | undefined;
+  imported: ResumeState['imported'];
+  /** TensorBoard events of this session (null when train.tensorboard is false, or before the loop). */
+  tb: RunTensorBoard | null;
 }
 
 /** Clean accuracy in eval mode, streamed in batches (with the stored mask when `applyAtEval`). */
@@ -173,7 +183,14 @@ export async function evaluateClean(model: Model, split: Split, batchSize: numbe
 }
 
 async function checkpoint(s: Session, tag: string, epoch: number, stepInEpoch: number, acc: EpochAccumulator | null, metricsRecord: Record<string, number>): Promise<void> {
-  const state: ResumeState = { optimizerStarted: s.stepper.optimizer.hasStarted, bestTestAcc: s.bestTestAcc, accumulator: acc, forced: s.forced };
+  const state: ResumeState = {
+    optimizerStarted: s.stepper.optimizer.hasStarted,
+    bestTestAcc: s.bestTestAcc,
+    accumulator: acc,
+    forced: s.forced,
+    ...(s.initFrom ? { initFrom: s.initFrom } : {}),
+    ...(s.imported ? { imported: s.imported } : {}),
+  };
   try {
     await saveCheckpoint(s.layout.checkpoints, tag, {
       params: s.model.params,
@@ -267,12 +284,24 @@ async function openSession(req: TrainRequest): Promise<{ session: Session; sidec
     };
     if (sidecar) resume = validateResume(run, sidecar, perEpoch, Boolean(req.force));
     else if (req.resumeDir) onNote(`no checkpoint in ${run.layout!.checkpoints} yet: starting this run from the beginning`);
+    // Fine-tuning: the starting weights come from another run's checkpoint, loaded (and checked
+    // against this model) before the run directory exists. A resumed run's checkpoint has them.
+    let initFrom = resume.state.initFrom;
+    if (!sidecar && cfg.train.initFrom) {
+      try {
+        initFrom = initFromCheckpoint(run.model, cfg.train.initFrom, { modelCfg: cfg.model, onNote });
+      } catch (err) {
+        throw inConfigFile(err, run.configFile);
+      }
+    }
 
     // From here on the run directory is written to.
     const layout = run.createDir();
     lock = acquireRunLock(layout);
     if (sidecar) repairCheckpointDir(layout.checkpoints);
-    if (sidecar) stepper.optimizer.importState(run.checkpoint!.optimizerState, resume.state.optimizerStarted);
+    // An optimizer that never stepped has nothing to restore (an imported run saves no slots).
+    const slots = run.checkpoint?.optimizerState ?? [];
+    if (sidecar && (resume.state.optimizerStarted || slots.length > 0)) stepper.optimizer.importState(slots, resume.state.optimizerStarted);
     const completed = sidecar ? sidecar.epoch : 0;
     const metrics = MetricsWriter.open(layout, { columns: [...EPOCH_COLUMNS], truncateAfterEpoch: completed });
     log = createRunLogger(layout);
@@ -296,8 +325,12 @@ async function openSession(req: TrainRequest): Promise<{ session: Session; sidec
       bestTestAcc: resume.state.bestTestAcc,
       globalStep: sidecar?.globalStep ?? 0,
       forced: resume.forcedNow ? [...resume.state.forced, resume.forcedNow] : resume.state.forced,
+      initFrom,
+      imported: resume.state.imported,
+      tb: null,
     };
     log.info({ backend: run.backend, config: cfg, resume: Boolean(req.resumeDir), configHash: hash }, 'session opened');
+    if (initFrom && !sidecar) log.info({ initFrom }, 'weights initialised from another run\'s checkpoint');
     return { session, sidecar, forcedNow: resume.forcedNow };
   } catch (err) {
     await log?.close();
@@ -309,6 +342,7 @@ async function openSession(req: TrainRequest): Promise<{ session: Session; sidec
 }
 
 function closeSession(s: Session): Promise<void> {
+  s.tb?.close();
   s.metrics.close();
   s.lock.release();
   s.stepper.dispose();
@@ -317,6 +351,8 @@ function closeSession(s: Session): Promise<void> {
 
 /** Train (or resume), then run the config's evaluation on the trained model. */
 export async function train(req: TrainRequest): Promise<TrainResult> {
+  // A relative train.initFrom is relative to the working directory; the saved config holds it absolute.
+  if (req.cfg?.train.initFrom && !req.resumeDir) req = { ...req, cfg: { ...req.cfg, train: { ...req.cfg.train, initFrom: resolveInitFromPath(req.cfg.train.initFrom) } } };
   const { session: s, sidecar } = await openSession(req);
   const { cfg } = s;
   const records: EpochRecord[] = [];
@@ -364,8 +400,22 @@ async function trainLoop(
   result: (interrupted: boolean) => TrainResult,
 ): Promise<TrainResult> {
   const { cfg } = s;
+  // TensorBoard events: a new file per session; what earlier sessions committed but never wrote
+  // there (a kill between a commit and its event) is written first, after the monitor has
+  // dropped its records past the checkpoint.
+  s.tb = RunTensorBoard.open(s.layout.dir, cfg.train.tensorboard);
   // Held-out monitoring (train.monitor): information plane, adversarial accuracy per epoch.
-  const monitor = await TrainingMonitor.open({ cfg, runDir: s.layout.dir, dataset: s.run.dataset, model: s.model, globalStep: s.globalStep, completedEpochs: sidecar ? sidecar.epoch : 0, stepsPerEpoch: perEpoch });
+  const monitor = await TrainingMonitor.open({
+    cfg,
+    runDir: s.layout.dir,
+    dataset: s.run.dataset,
+    model: s.model,
+    globalStep: s.globalStep,
+    completedEpochs: sidecar ? sidecar.epoch : 0,
+    stepsPerEpoch: perEpoch,
+    tensorboard: s.tb,
+  });
+  s.tb?.backfill();
   // A checkpoint mid-epoch stores its epoch (0-based, in progress) and the next step.
   let epoch = sidecar ? sidecar.epoch : 0;
   let startStep = sidecar && sidecar.step > 0 ? sidecar.step : 0;
@@ -421,6 +471,7 @@ async function trainLoop(
       // the other order could leave `last` claiming a best epoch that `best` never got.
       if (improved) await checkpoint(s, 'best', epoch + 1, 0, null, record);
       await checkpoint(s, 'last', epoch + 1, 0, null, record);
+      s.tb?.epoch(record);
       s.log.info({ ...record }, 'epoch');
       req.progress?.onEpochEnd?.(record);
       acc = emptyAccumulator();

@@ -12,10 +12,11 @@
 // touches any tensor data.
 import { UserError } from '../errors';
 
-export const DTYPES = ['U8', 'I32', 'F32', 'F64', 'I64'] as const;
+export const DTYPES = ['U8', 'I32', 'F16', 'BF16', 'F32', 'F64', 'I64'] as const;
 export type Dtype = (typeof DTYPES)[number];
 
-export type TensorData = Uint8Array | Int32Array | Float32Array | Float64Array | BigInt64Array;
+/** F16 and BF16 are kept as their raw 16-bit patterns (Uint16Array); `toFloat32` converts them. */
+export type TensorData = Uint8Array | Uint16Array | Int32Array | Float32Array | Float64Array | BigInt64Array;
 
 export interface SafeTensor {
   dtype: Dtype;
@@ -33,12 +34,14 @@ export interface DecodedSafetensors {
   metadata: Record<string, string>;
 }
 
-const BYTES: Record<Dtype, number> = { U8: 1, I32: 4, F32: 4, F64: 8, I64: 8 };
+const BYTES: Record<Dtype, number> = { U8: 1, I32: 4, F16: 2, BF16: 2, F32: 4, F64: 8, I64: 8 };
 /** Position in the reference's `Dtype` enum ("increasing alignment order"); the writer sorts by it descending. */
-const RANK: Record<Dtype, number> = { U8: 1, I32: 9, F32: 11, F64: 12, I64: 13 };
+const RANK: Record<Dtype, number> = { U8: 1, F16: 7, BF16: 8, I32: 9, F32: 11, F64: 12, I64: 13 };
 const CTOR = {
   U8: Uint8Array,
   I32: Int32Array,
+  F16: Uint16Array,
+  BF16: Uint16Array,
   F32: Float32Array,
   F64: Float64Array,
   I64: BigInt64Array,
@@ -272,4 +275,46 @@ export function decodeSafetensors(buf: Uint8Array, file: string): DecodedSafeten
     tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
   }
   return { tensors, metadata };
+}
+
+/** IEEE 754 binary16 bits → number (exact: every half is a float32). */
+export function halfToNumber(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exp = (bits >> 10) & 0x1f;
+  const frac = bits & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24; // zero and subnormals
+  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/**
+ * A floating-point tensor's values as float32: F32 as is, F16 and BF16 exactly (both are
+ * subsets of float32), F64 rounded to nearest. Other dtypes are refused (null).
+ */
+export function toFloat32(t: SafeTensor): Float32Array | null {
+  switch (t.dtype) {
+    case 'F32':
+      return t.data as Float32Array;
+    case 'F64':
+      return Float32Array.from(t.data as Float64Array);
+    case 'F16': {
+      const src = t.data as Uint16Array;
+      const out = new Float32Array(src.length);
+      for (let i = 0; i < src.length; i++) out[i] = halfToNumber(src[i]);
+      return out;
+    }
+    case 'BF16': {
+      // bfloat16 is the upper half of a float32's bits.
+      const src = t.data as Uint16Array;
+      const bits = new Uint32Array(src.length);
+      for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
+      return new Float32Array(bits.buffer);
+    }
+    default:
+      return null;
+  }
+}
+
+export function isFloatDtype(dtype: Dtype): boolean {
+  return dtype === 'F16' || dtype === 'BF16' || dtype === 'F32' || dtype === 'F64';
 }

@@ -166,3 +166,39 @@ export class TensorBoardWriter {
     while (off < rec.length) off += fs.writeSync(fd, rec, off, rec.length - off);
   }
 }
+
+export interface TensorBoardScalar {
+  tag: string;
+  value: number;
+  step: number;
+  wallTime: number;
+}
+
+/**
+ * The scalars of an event file image, in file order: whole records whose two CRCs check, up to
+ * the first torn or damaged record (where TensorBoard's own reader stops too).
+ */
+export function readEventScalars(buf: Uint8Array): TensorBoardScalar[] {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const out: TensorBoardScalar[] = [];
+  let off = 0;
+  while (off + 12 <= b.length) {
+    const len = b.readBigUInt64LE(off);
+    if (b.readUInt32LE(off + 8) !== maskedCrc32c(b.subarray(off, off + 8))) break;
+    if (len > BigInt(b.length - off - 16)) break;
+    const n = Number(len);
+    const data = b.subarray(off + 12, off + 12 + n);
+    if (b.readUInt32LE(off + 12 + n) !== maskedCrc32c(data)) break;
+    let ev: { wall_time?: number; step?: number; summary?: { value?: Array<{ tag?: string; simple_value?: number }> } };
+    try {
+      ev = Event.toObject(Event.decode(data), { longs: Number }) as typeof ev;
+    } catch {
+      break;
+    }
+    for (const v of ev.summary?.value ?? []) {
+      if (typeof v.tag === 'string' && typeof v.simple_value === 'number') out.push({ tag: v.tag, value: v.simple_value, step: ev.step ?? 0, wallTime: ev.wall_time ?? 0 });
+    }
+    off += 16 + n;
+  }
+  return out;
+}

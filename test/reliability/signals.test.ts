@@ -88,7 +88,7 @@ test('a second SIGINT exits at once with 130 and the last checkpoint stays loada
 });
 
 test('SIGTERM during `ibrar eval`: state saved, exit 143; the same command continues to the same report', { timeout: 90_000 }, async () => {
-  const args = ['eval', '--run', reference, '--attacks', 'fgsm,pgd', '--eps', '0.1', '--steps', '10', '--n', '64', '--batch-size', '2'];
+  const args = ['eval', '--run', reference, '--attacks', 'fgsm,pgd', '--eps', '0.1', '--steps', '10', '--n', '64', '--batch-size', '2', '--no-diagnose'];
   const full = await runCli(args);
   assert.equal(full.code, 0, full.stderr);
   const want = reportOf(full.stdout);
@@ -117,14 +117,14 @@ test('SIGTERM during the evaluation that ends `ibrar train`: exit 143 and `train
   const runs = path.join(root, 'train-eval');
   const cfg = path.join(root, 'train-eval.yaml');
   fs.writeFileSync(cfg, tinyYaml(runs, { epochs: 1, extra: 'eval: {attacks: [pgd], eps: 0.1, steps: 10, n: 256, batchSize: 4}' }).replace('testSize: 64', 'testSize: 256'));
-  const child = spawnCli(['train', '--config', cfg]);
+  const child = spawnCli(['train', '--config', cfg, '--no-diagnose']);
   await child.waitFor(/evaluating 256 test examples/);
   child.child.kill('SIGTERM');
   const res = await child.done;
   assert.equal(res.code, 143, res.stderr);
   const [runDir] = runDirsOf(runs);
   assert.ok(res.stderr.includes(`Continue with:\n  npx ibrar train --resume ${runDir}`), res.stderr);
-  const again = await runCli(['train', '--resume', runDir]);
+  const again = await runCli(['train', '--resume', runDir, '--no-diagnose']);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /resuming after \d+ finished batches/);
   assert.equal(exactMetrics(runDir).length, 1, 'training was not repeated');

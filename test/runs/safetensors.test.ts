@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeSafetensors, encodeSafetensors, type NamedSafeTensor } from '../../src/runs/safetensors';
+import { decodeSafetensors, encodeSafetensors, halfToNumber, toFloat32, type NamedSafeTensor } from '../../src/runs/safetensors';
 import { UserError } from '../../src/errors';
 
 const FILE = 'model.safetensors';
@@ -142,7 +142,7 @@ test('corrupt: header is not JSON, not UTF-8, or not an object', () => {
 });
 
 test('corrupt: unknown dtype, bad shape, bad offsets field', () => {
-  rejects(image('{"w":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}', [0, 0]), /dtype "F16" is not one of U8, I32, F32, F64, I64/, /tensor 'w'\.dtype/);
+  rejects(image('{"w":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}', [0]), /dtype "F8_E4M3" is not one of U8, I32, F16, BF16, F32, F64, I64/, /tensor 'w'\.dtype/);
   rejects(image('{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', [0, 0, 0, 0]), /shape must be an array of non-negative integers/, /tensor 'w'\.shape/);
   rejects(image('{"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}}', [0, 0, 0, 0]), /non-negative integers/, /tensor 'w'\.shape/);
   rejects(image('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0]}}', [0, 0, 0, 0]), /data_offsets must be \[begin, end\]/, /tensor 'w'\.data_offsets/);
@@ -203,4 +203,26 @@ test('writer rejects inconsistent input', () => {
       ]),
     /duplicate tensor name 'a'/,
   );
+});
+
+test('F16 and BF16 (hand-built bytes) decode to their exact float32 values; F64 rounds; integers are not floats', () => {
+  // binary16: 1, -2, 1/3 rounded (0x3555), the smallest subnormal 2^-24, the largest normal 65504, -0, +inf.
+  const half = [0x3c00, 0xc000, 0x3555, 0x0001, 0x7bff, 0x8000, 0x7c00];
+  const halfWant = [1, -2, 0.333251953125, 2 ** -24, 65504, -0, Infinity];
+  // bfloat16 = the upper 16 bits of a float32: 1, -3, 0x3eaa → 0.33203125, 2^-133 (a float32 subnormal).
+  const bf = [0x3f80, 0xc040, 0x3eaa, 0x0001];
+  const bfWant = [1, -3, 0.33203125, 2 ** -133];
+  const u16 = (xs: number[]) => xs.flatMap((x) => [x & 0xff, x >> 8]);
+  const buf = image(
+    '{"b":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]},"d":{"dtype":"F64","shape":[1],"data_offsets":[8,16]},"h":{"dtype":"F16","shape":[7],"data_offsets":[16,30]},"i":{"dtype":"I64","shape":[],"data_offsets":[30,38]}}',
+    [...u16(bf), ...[...Buffer.from(new Float64Array([0.1]).buffer)], ...u16(half), 7, 0, 0, 0, 0, 0, 0, 0],
+  );
+  const { tensors } = decodeSafetensors(buf, FILE);
+  assert.deepEqual([...toFloat32(tensors.get('h')!)!], halfWant);
+  assert.ok(Object.is(toFloat32(tensors.get('h')!)![5], -0));
+  assert.deepEqual([...toFloat32(tensors.get('b')!)!], bfWant);
+  assert.deepEqual([...toFloat32(tensors.get('d')!)!], [Math.fround(0.1)]);
+  assert.equal(toFloat32(tensors.get('i')!), null);
+  assert.equal(tensors.get('i')!.data[0], 7n);
+  assert.ok(Number.isNaN(halfToNumber(0x7e00)));
 });
