@@ -11,9 +11,10 @@ import { dataCommand } from './data';
 import { probeCommand } from './probe';
 import { reportCommand } from './report';
 import { plotCommand } from './plot';
+import { sweepCommand } from './sweep';
 
 // Every command is one file exporting a yargs CommandModule; register it here.
-const COMMANDS: CommandModule<object, any>[] = [trainCommand, evalCommand, infoCommand, dataCommand, probeCommand, reportCommand, plotCommand];
+const COMMANDS: CommandModule<object, any>[] = [trainCommand, evalCommand, infoCommand, dataCommand, probeCommand, reportCommand, plotCommand, sweepCommand];
 
 export function buildCli(argv: string[]): Argv {
   let cli = yargs(argv)
