@@ -18,6 +18,7 @@ import { runLayout } from '../../src/runs/run-dir';
 import { pidAlive } from '../../src/runs/atomic';
 import { readCellRecord, readSweepState, type SweepState } from '../../src/runs/sweep-files';
 import { loadConfig } from '../../src/config/load';
+import { findRunDirs } from '../../src/report/runs';
 import { tempDir } from '../helpers/configs';
 import { runCli, spawnCli } from '../reliability/cli';
 
@@ -151,6 +152,9 @@ test('a local sweep SIGKILLed mid-run and re-run finishes with results identical
   // The aggregated tables: two rows (with and without IB), each the mean over seeds 0 and 1.
   const report = JSON.parse(fs.readFileSync(path.join(B2.dir, 'report', 'report.json'), 'utf8'));
   assert.deepEqual(report.rows.map((r: { label: string; seeds: number[] }) => [r.label, [...r.seeds].sort()]).sort(), [['tiny-ib', [0, 1]], ['tiny-no-ib', [0, 1]]]);
+  // `ibrar report` finds the cells from any folder above them (here 7 levels up: root/killed/…).
+  assert.equal(findRunDirs([B2.dir]).length, 4);
+  assert.equal(findRunDirs([root]).length, 8);
   // Running it once more does nothing: every cell is done.
   const third = await runCli(['sweep', '--config', path.join(root, 'killed.yaml')], { timeoutMs: 60_000 });
   assert.equal(third.code, 0, third.stderr);
