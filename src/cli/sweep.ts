@@ -49,7 +49,8 @@ function sweepProgress(ctx: CliContext): SweepProgress & { stop(): void } {
       say(`[${c.index}] ${c.name}: ${attempt > 1 ? `retry ${attempt - 1}` : c.attempts > 0 ? 'resuming' : 'starting'}`);
     },
     onCellEnd(c, outcome, seconds, counts) {
-      say(`[${c.index}] ${c.name}: ${outcome === 'retry' ? 'failed, will retry' : outcome} after ${duration(seconds)} | ${countsLine(counts)}`);
+      const shown = outcome === 'interrupted' ? { ...counts, etaSeconds: null } : counts;
+      say(`[${c.index}] ${c.name}: ${outcome === 'retry' ? 'failed, will retry' : outcome} after ${duration(seconds)} | ${countsLine(shown)}`);
     },
     onTick(counts) {
       if (!ctx.interactive) return;
@@ -157,7 +158,10 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
 async function runOneCell(ctx: CliContext, sweepDir: string, index: number): Promise<void> {
   const { exitWithParent } = await import('../jobs/pool');
   exitWithParent();
-  const stop = stopSignals(ctx, { onFirst: 'stopping after the current step (checkpoint written)' });
+  // Under the local pool, Ctrl-C reaches the worker and then the driver's SIGTERM: the driver
+  // decides when to give up, so a repeat must not cut the checkpoint short.
+  const underPool = typeof process.send === 'function';
+  const stop = stopSignals(ctx, { onFirst: 'stopping after the current step (checkpoint written)', ignoreRepeats: underPool });
   const { trainProgress, evalProgress } = await import('./progress');
   const progress = trainProgress({ ...ctx, interactive: false });
   try {
