@@ -219,3 +219,16 @@ test('the Slurm script: array ranges with the throttle, resources, one `sweep --
     assert.ok(s.split('\n').includes(line), `${line}\nin\n${s}`);
   }
 });
+
+test('the shipped sweep files expand (configs/sweeps/)', () => {
+  const dir = path.join(__dirname, '..', '..', '..', 'configs', 'sweeps');
+  const counts = Object.fromEntries(
+    fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => [f, expandGrid(loadSweepFile(path.join(dir, f))).cells.length]),
+  );
+  assert.deepEqual(counts, { 'cpu-ablation.yaml': 12, 'paper-vgg16-pgd.yaml': 6 });
+  const pgd = expandGrid(loadSweepFile(path.join(dir, 'paper-vgg16-pgd.yaml')));
+  assert.deepEqual([...new Set(pgd.cells.map((c) => groupName(c.name)))], ['cifar10-vgg16-pgd-no-ib-no-mask', 'cifar10-vgg16-pgd-ib-mask']);
+});
