@@ -107,31 +107,36 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const plan = planSweep(loaded, { executor: args.executor, jobs: args.jobs });
     const { grid } = plan;
     const axes = Object.keys(loaded.sweep.axes);
-    const head =
-      `sweep ${loaded.name}: ${grid.cells.length} cell${grid.cells.length > 1 ? 's' : ''}` +
-      (axes.length ? ` (${axes.map((a) => `${a}: ${loaded.sweep.axes[a].length}`).join(' × ')}` + (loaded.sweep.exclude.length || loaded.sweep.include.length ? `, ${loaded.sweep.exclude.length} exclude / ${loaded.sweep.include.length} include rules` : '') + ')' : '') +
+    const plural = (n: number, w: string) => `${n} ${w}${n > 1 ? 's' : ''}`;
+    const what =
+      `sweep ${loaded.name}: ${plural(grid.cells.length, 'cell')}` +
+      (axes.length ? ` (${axes.map((a) => `${a}: ${loaded.sweep.axes[a].length}`).join(' × ')}` + (loaded.sweep.exclude.length || loaded.sweep.include.length ? `, ${loaded.sweep.exclude.length} exclude / ${loaded.sweep.include.length} include rules` : '') + ')' : '');
+    // A continued sweep keeps the thread count its cells recorded.
+    const headFor = (threads: number, jobs: number) =>
+      what +
       (plan.executor === 'local'
-        ? `; local: ${plan.jobs} worker${plan.jobs > 1 ? 's' : ''} × ${plan.threads} native thread${plan.threads > 1 ? 's' : ''} on ${plan.cores} cores`
-        : `; slurm: ${plan.threads} native thread${plan.threads > 1 ? 's' : ''} per cell`);
+        ? `; local: ${plural(jobs, 'worker')} × ${plural(threads, 'native thread')} on ${plan.cores} cores`
+        : `; slurm: ${plural(threads, 'native thread')} per cell`);
+    const head = headFor(plan.threads, plan.jobs);
     for (const n of grid.notes) ctx.err.write(`note: ${n}\n`);
     if (args['dry-run'] && plan.executor === 'local') {
       ctx.out.write(`${head}\n\n${planTable(grid.cells, grid.columns)}\n\n(dry run: nothing was written)\n`);
       return;
     }
     const { sweepDir, state, resumed } = openSweep(loaded, plan, { fresh: args.fresh });
-    if (plan.executor === 'slurm') return slurmSweep(ctx, { sweepDir, state, resumed, loaded, head, dryRun: args['dry-run'] });
+    const pending = state.cells.filter((c) => c.status !== 'done').length;
+    const jobs = args.jobs ?? Math.max(1, Math.min(pending || 1, Math.floor(plan.cores / state.threads)));
+    if (plan.executor === 'slurm') return slurmSweep(ctx, { sweepDir, state, resumed, loaded, head: headFor(state.threads, 1), dryRun: args['dry-run'] });
     const { runLocalSweep, aggregateSweep } = await import('../jobs/sweep/sweep');
     const { statusTable } = await import('../report/sweep-table');
     const { sweepStatus } = await import('../jobs/sweep/slurm');
-    ctx.err.write(head + '\n');
+    ctx.err.write(headFor(state.threads, jobs) + '\n');
     const stop = stopSignals(ctx, {
       onFirst: 'asking the workers to checkpoint and stop; run the same command again to continue',
       onSecond: 'exiting now; finished cells and checkpoints are kept',
     });
     const progress = sweepProgress(ctx);
     try {
-      const pending = state.cells.filter((c) => c.status !== 'done').length;
-      const jobs = args.jobs ?? Math.max(1, Math.min(pending || 1, Math.floor(plan.cores / state.threads)));
       const out = await runLocalSweep(sweepDir, { jobs, cores: plan.cores, resumed, progress, shouldStop: stop.requested });
       progress.stop();
       if (resumed && out.ran === 0 && out.state.complete) ctx.err.write('every cell of this sweep was already done (--fresh starts a new one)\n');

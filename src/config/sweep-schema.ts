@@ -19,7 +19,7 @@ const rule = z.record(keyPath, z.unknown()).refine((r) => Object.keys(r).length 
  * The experiment config's `eval` section, every key optional: the keys given override the base
  * config's (checked against the experiment schema; the cells' own validation fills in defaults).
  */
-const evalOverride = (experimentObject.shape.eval as z.ZodDefault<z.AnyZodObject>)._def.innerType.partial().strict();
+export const evalOverride = (experimentObject.shape.eval as z.ZodDefault<z.AnyZodObject>)._def.innerType.partial().strict();
 
 /** Slurm time limits: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS. */
 const slurmTime = z.string().regex(/^(\d+-)?\d+(:\d+){0,2}$/, 'a Slurm time such as 90, 04:00:00 or 1-12:00:00');

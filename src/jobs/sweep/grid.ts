@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { readYamlFile, validateConfig, findNonFinite } from '../../config/load';
 import { experimentObject, type ExperimentConfig } from '../../config/schema';
-import { RESERVED_PATHS, sweepSchema, type SweepFile } from '../../config/sweep-schema';
+import { RESERVED_PATHS, evalOverride, slurmSchema, sweepSchema, type SweepFile } from '../../config/sweep-schema';
 import { UserError } from '../../errors';
 import { canonicalJson, configHash } from '../../runs/config-hash';
 import { resolveLayers } from '../../ib';
@@ -108,13 +108,9 @@ export function resolveSweep(doc: unknown, file?: string): LoadedSweep {
 }
 
 function validSweepKeys(at: readonly (string | number)[]): string {
-  if (at.length === 1 && at[0] === 'slurm') return Object.keys(sweepSchemaShape().slurm._def.innerType.shape).join(', ');
-  if (at.length === 0) return Object.keys(sweepSchemaShape()).join(', ');
-  return 'see the eval section of the experiment schema';
-}
-
-function sweepSchemaShape() {
-  return sweepSchema.shape;
+  if (at.length === 1 && at[0] === 'slurm') return Object.keys(slurmSchema.shape).join(', ');
+  if (at.length === 1 && at[0] === 'eval') return Object.keys(evalOverride.shape).join(', ');
+  return Object.keys(sweepSchema.shape).join(', ');
 }
 
 /** Set `value` at a dotted key path, creating sections; an error names the key that is not a section. */
