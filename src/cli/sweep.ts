@@ -126,7 +126,10 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const { sweepDir, state, resumed } = openSweep(loaded, plan, { fresh: args.fresh });
     const pending = state.cells.filter((c) => c.status !== 'done').length;
     const jobs = args.jobs ?? Math.max(1, Math.min(pending || 1, Math.floor(plan.cores / state.threads)));
-    if (plan.executor === 'slurm') return slurmSweep(ctx, { sweepDir, state, resumed, loaded, head: headFor(state.threads, 1), dryRun: args['dry-run'] });
+    if (plan.executor === 'slurm') {
+      if (args['dry-run']) ctx.err.write(`${planTable(grid.cells, grid.columns)}\n\n`);
+      return slurmSweep(ctx, { sweepDir, state, resumed, loaded, head: headFor(state.threads, 1), dryRun: args['dry-run'] });
+    }
     const { runLocalSweep, aggregateSweep } = await import('../jobs/sweep/sweep');
     const { statusTable } = await import('../report/sweep-table');
     const { sweepStatus } = await import('../jobs/sweep/slurm');
