@@ -7,7 +7,8 @@ import { experimentObject } from './schema';
 /** A key path into an experiment config: `train.method`, `ib.layers`, `seed`. */
 const keyPath = z
   .string()
-  .regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$/, 'a key path such as train.method or seed');
+  .regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$/, 'a key path such as train.method or seed')
+  .refine((p) => !p.split('.').some((k) => k === 'constructor' || k === 'prototype'), 'not a config key');
 
 /** Key paths the sweep itself sets for every cell, so they cannot vary. */
 export const RESERVED_PATHS = ['name', 'runsDir', 'threads'] as const;
