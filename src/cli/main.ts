@@ -13,9 +13,10 @@ import { reportCommand } from './report';
 import { plotCommand } from './plot';
 import { importCommand } from './import';
 import { runsCommand } from './runs';
+import { sweepCommand } from './sweep';
 
 // Every command is one file exporting a yargs CommandModule; register it here.
-const COMMANDS: CommandModule<object, any>[] = [trainCommand, evalCommand, infoCommand, dataCommand, probeCommand, reportCommand, plotCommand, importCommand, runsCommand];
+const COMMANDS: CommandModule<object, any>[] = [trainCommand, evalCommand, infoCommand, dataCommand, probeCommand, reportCommand, plotCommand, sweepCommand, importCommand, runsCommand];
 
 export function buildCli(argv: string[]): Argv {
   let cli = yargs(argv)

@@ -69,6 +69,8 @@ export const probeCommand: CommandModule<object, ProbeArgs> = {
   handler: async (args) => {
     const ctx = defaultContext(args.debug);
     if (args.worker) {
+      const { exitWithParent } = await import('../jobs/pool');
+      exitWithParent();
       const stop = stopSignals(ctx, { onFirst: 'stopping after the current step', ignoreRepeats: true });
       try {
         const { runCandidate } = await import('../jobs/probe/worker');

@@ -19,11 +19,12 @@ export function isRunDir(dir: string): boolean {
 
 /**
  * Run directories named by `paths`: a run dir itself, or any folder searched recursively
- * (a runs root, `runs/<name>`, a probe's `candidates/`). In argument order (sorted within a
- * folder), duplicates removed.
+ * (a runs root, `runs/<name>`, a probe's `candidates/`, a sweep, whose cells' runs sit at
+ * `<name>-sweep/<time>/cells/<id>/<cell name>/<time>`, six levels below a runs root). In argument
+ * order (sorted within a folder), duplicates removed.
  */
 export function findRunDirs(paths: readonly string[], opts: { includeProbes?: boolean; maxDepth?: number } = {}): string[] {
-  const maxDepth = opts.maxDepth ?? 6;
+  const maxDepth = opts.maxDepth ?? 8;
   const found = new Set<string>();
   let batch: string[] = [];
   const walk = (dir: string, depth: number): void => {

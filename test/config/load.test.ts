@@ -72,7 +72,10 @@ test('every shipped config validates', () => {
   const files: string[] = [];
   const walk = (d: string) => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(path.join(d, e.name));
+      // configs/sweeps/ holds sweep files (test/sweep/grid.test.ts expands them), not experiment configs.
+      if (e.isDirectory()) {
+        if (path.join(d, e.name) !== path.join(dir, 'sweeps')) walk(path.join(d, e.name));
+      }
       else if (e.name.endsWith('.yaml')) files.push(path.join(d, e.name));
     }
   };

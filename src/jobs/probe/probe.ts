@@ -7,10 +7,10 @@
 // Re-running the same command (same resolved config and candidates) continues the newest
 // unfinished probe: finished candidates are kept, an interrupted candidate resumes its run from
 // its last checkpoint. --jobs N runs N candidates at once in worker processes
-// (`ibrar probe-layers --worker DIR --candidate ID`).
+// (`ibrar probe-layers --worker DIR --candidate ID`) on the local pool shared with `ibrar sweep`
+// (src/jobs/pool.ts): the same processes, each with floor(cores / N) native threads.
 import * as fs from 'fs';
 import * as path from 'path';
-import { spawn, type ChildProcess } from 'child_process';
 import type { ExperimentConfig } from '../../config/schema';
 import { configToYaml } from '../../config/load';
 import { UserError } from '../../errors';
@@ -22,6 +22,7 @@ import { candidatesRoot, probeCandidates, type Candidate } from './candidates';
 import { PROBE_CONFIG_FILE, readCandidate, readState, syncState, writeCandidate, writeState, type CandidateRecord, type ProbeState } from '../../runs/probe-files';
 import { buildProbeResult, probeCsv, probeMarkdown, type ProbeResult } from '../../report/probe-table';
 import { probeBaseConfig, runCandidate } from './worker';
+import { availableCores, planThreads, runPool } from '../pool';
 
 export interface ProbeProgress {
   onStart?(info: { probeDir: string; candidates: CandidateRecord[]; resumed: boolean; jobs: number }): void;
@@ -115,11 +116,6 @@ function openProbe(req: ProbeRequest): { probeDir: string; state: ProbeState; re
   return { probeDir, state, resumed: false };
 }
 
-function defaultCliPath(): string {
-  // dist/src/jobs/probe/probe.js → <package>/bin/ibrar.js
-  return path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'ibrar.js');
-}
-
 function writeOutputs(cfg: ExperimentConfig, probeDir: string, state: ProbeState): { result: ProbeResult; files: string[] } {
   const result = buildProbeResult(cfg, probeDir, state.candidates);
   const files = ['probe.json', 'probe.csv', 'probe.md'].map((f) => path.join(probeDir, f));
@@ -160,62 +156,41 @@ function lastLines(file: string, n: number): string {
 }
 
 async function runWorkers(req: ProbeRequest, probeDir: string, state: ProbeState, pending: CandidateRecord[], failed: string[], jobs: number): Promise<boolean> {
-  const cli = req.cliPath ?? defaultCliPath();
-  if (!fs.existsSync(cli)) throw new Error(`worker launcher not found: ${cli}`);
   const total = state.candidates.length;
   const queue = [...pending];
-  const running = new Map<string, { child: ChildProcess; exit: Promise<number> }>();
-  let stopping = false;
   let interrupted = false;
-  const launch = (c: CandidateRecord) => {
-    const log = path.join(candidatesRoot(probeDir), c.id, 'worker.log');
-    fs.mkdirSync(path.dirname(log), { recursive: true });
-    const fd = fs.openSync(log, 'a');
-    const child = spawn(process.execPath, [cli, 'probe-layers', '--worker', probeDir, '--candidate', c.id], { stdio: ['ignore', fd, fd] });
-    fs.closeSync(fd);
-    const exit = new Promise<number>((resolve) => {
-      child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 1)));
-      child.on('error', () => resolve(1));
-    });
-    running.set(c.id, { child, exit });
-    req.progress?.onCandidateStart?.(c, state.candidates.findIndex((x) => x.id === c.id) + 1, total);
-  };
-  const stopAll = () => {
-    if (stopping) return;
-    stopping = true;
-    for (const { child } of running.values()) child.kill('SIGTERM');
-  };
-  try {
-    while (queue.length || running.size) {
-      if (req.shouldStop?.()) stopAll();
-      while (!stopping && queue.length && running.size < jobs) launch(queue.shift()!);
-      if (running.size === 0) break;
-      const tick = new Promise<null>((r) => setTimeout(() => r(null), 200));
-      const ended = await Promise.race([...[...running].map(([id, r]) => r.exit.then((code) => ({ id, code }))), tick]);
-      if (!ended) continue;
-      running.delete(ended.id);
+  // The sweep's pool: the same worker processes and the same split of the cores into threads.
+  const plan = planThreads(availableCores(), { jobs });
+  const { stopped } = await runPool({
+    jobs: plan.jobs,
+    threads: plan.threads,
+    cliPath: req.cliPath,
+    shouldStop: req.shouldStop,
+    next: () => {
+      const c = queue.shift();
+      if (!c) return null;
+      req.progress?.onCandidateStart?.(c, state.candidates.findIndex((x) => x.id === c.id) + 1, total);
+      return { key: c.id, args: ['probe-layers', '--worker', probeDir, '--candidate', c.id], log: path.join(candidatesRoot(probeDir), c.id, 'worker.log') };
+    },
+    onExit: (task, code) => {
       syncState(probeDir, state);
       writeState(probeDir, state);
-      const rec = state.candidates.find((x) => x.id === ended.id)!;
-      if (ended.code === 0 && rec.status === 'done') req.progress?.onCandidateEnd?.(rec, 'done');
-      else if (ended.code === 130 || ended.code === 143 || stopping) {
+      const rec = state.candidates.find((x) => x.id === task.key)!;
+      if (code === 0 && rec.status === 'done') req.progress?.onCandidateEnd?.(rec, 'done');
+      else if (code === 130 || code === 143 || req.shouldStop?.()) {
         interrupted = true;
         req.progress?.onCandidateEnd?.(rec, 'interrupted');
       } else {
         failed.push(rec.id);
-        if (rec.status !== 'failed') writeCandidate(probeDir, { ...rec, status: 'failed', error: `worker exited with code ${ended.code}` });
+        if (rec.status !== 'failed') writeCandidate(probeDir, { ...rec, status: 'failed', error: `worker exited with code ${code}` });
         syncState(probeDir, state);
         writeState(probeDir, state);
-        const log = path.join(candidatesRoot(probeDir), rec.id, 'worker.log');
         req.progress?.onCandidateEnd?.(rec, 'failed');
-        req.progress?.onNote?.(`candidate ${rec.id} failed (exit ${ended.code}); last lines of ${log}:\n${lastLines(log, 5)}`);
+        req.progress?.onNote?.(`candidate ${rec.id} failed (exit ${code}); last lines of ${task.log}:\n${lastLines(task.log, 5)}`);
       }
-    }
-  } finally {
-    // Only reached with children still running if something above threw.
-    for (const { child } of running.values()) child.kill('SIGKILL');
-  }
-  return interrupted || (stopping && queue.length > 0);
+    },
+  });
+  return interrupted || (stopped && queue.length > 0);
 }
 
 export async function runProbe(req: ProbeRequest): Promise<ProbeOutcome> {
