@@ -315,8 +315,11 @@ function buildReport(run: OpenedRun, req: EvalRequest, split: Split, state: Eval
   const summaries: AttackSummary[] = attacks.map((a) => {
     let flipped = 0;
     const fooledDist: number[] = [];
+    const minNorms: Array<number | null> = [];
     for (let i = 0; i < n; i++) {
-      if (state.clean[i] !== labels[i] || state.preds[a][i] === labels[i]) continue;
+      if (state.clean[i] !== labels[i]) continue;
+      if (state.dist[a]) minNorms.push(state.dist[a][i] ?? null);
+      if (state.preds[a][i] === labels[i]) continue;
       flipped++;
       const d = state.dist[a]?.[i];
       if (d !== undefined && d !== null) fooledDist.push(d);
@@ -334,6 +337,7 @@ function buildReport(run: OpenedRun, req: EvalRequest, split: Split, state: Eval
       ...(state.dist[a] && fooledDist.length && norm !== 'none'
         ? { mean_distance: fooledDist.reduce((s, v) => s + v, 0) / fooledDist.length, median_distance: median(fooledDist), distance_norm: norm }
         : {}),
+      ...(state.dist[a] && norm !== 'none' ? { min_norms: minNorms } : {}),
       extra,
     };
   });

@@ -187,6 +187,29 @@ export function epsPoints(evals: readonly EvalFile[], attack: string, steps: num
   return [...pts.values()].sort((a, b) => a.x - b.x).map((p) => [p.x, p.acc]);
 }
 
+/**
+ * A minimum-norm attack's whole accuracy-against-ε curve from one evaluation: at each ε, the
+ * share of the test examples that were correct and needed a perturbation larger than ε.
+ */
+export function minNormCurve(evals: readonly EvalFile[], attack: string): { points: Array<[number, number]>; file: string } | null {
+  for (let k = evals.length - 1; k >= 0; k--) {
+    const r = evals[k].report;
+    const a = r.attacks.find((s) => s.attack === attack && s.min_norms && s.distance_norm === 'linf');
+    if (!a) continue;
+    const norms = a.min_norms!;
+    const finite = norms.filter((v): v is number => v !== null).sort((x, y) => x - y);
+    const hi = Math.max(r.eps, ...finite.slice(-1));
+    const points: Array<[number, number]> = [];
+    for (let j = 0; j <= 50; j++) {
+      const e = (hi * j) / 50;
+      const robust = norms.filter((v) => v === null || v > e).length;
+      points.push([e, robust / r.n]);
+    }
+    return { points, file: evals[k].file };
+  }
+  return null;
+}
+
 export function stepsFigure(refs: readonly RunRef[], opts: { attacks?: string[]; eps?: number } = {}): string {
   const evals = refs.map((r) => readEvalFiles(r.runDir));
   const attacks = sweepAttacks(evals.flat(), opts.attacks, true);
@@ -224,11 +247,12 @@ export function epsFigure(refs: readonly RunRef[], opts: { attacks?: string[] } 
       title: `${attack.toUpperCase()}${steps !== null ? ` (${steps} steps)` : ''}`,
       xLabel: 'ε (L∞)',
       yLabel: 'accuracy (%)',
-      lines: refs.map((r, i) => ({
-        name: `${r.label} · ${attack}`,
-        color: categorical(i),
-        points: epsPoints(evals[i], attack, referenceSteps(r.config, attack)).map(([x, y]) => [x, 100 * y] as [number, number]),
-      })),
+      lines: refs.map((r, i) => {
+        // A minimum-norm attack's one evaluation gives the whole curve; else one point per evaluation.
+        const curve = minNormCurve(evals[i], attack);
+        const points = curve ? curve.points : epsPoints(evals[i], attack, referenceSteps(r.config, attack));
+        return { name: `${r.label} · ${attack}${curve ? ' (minimum norms)' : ''}`, color: categorical(i), points: points.map(([x, y]) => [x, 100 * y] as [number, number]) };
+      }),
     };
   });
   const empty = panels.every((p) => (p.lines ?? []).every((l) => l.points.length === 0));

@@ -22,6 +22,12 @@ const attackSummarySchema = z.object({
   mean_distance: z.number().optional(),
   median_distance: z.number().optional(),
   distance_norm: z.enum(['linf', 'l2', 'l1']).optional(),
+  /**
+   * Minimum-norm attacks: per initially correct example (in test-set order), the smallest
+   * perturbation that fooled it (null: none found). Accuracy at any budget ε follows from one run:
+   * the share of examples that were correct and need more than ε.
+   */
+  min_norms: z.array(z.number().nullable()).optional(),
   /** Attack-specific figures: queries for Square, robust fractions per AutoAttack stage, … */
   extra: z.record(z.number()),
 });

@@ -13,8 +13,9 @@ import { buildModel } from '../../src/models/registry';
 import { loadCheckpoint } from '../../src/runs/checkpoint';
 import { hsicCcaValue } from '../../src/ib';
 import { plot } from '../../src/report/plot';
-import { runRefs, stepsFigure } from '../../src/report/figures';
+import { minNormCurve, runRefs, stepsFigure } from '../../src/report/figures';
 import { computeSweep } from '../../src/jobs/figures';
+import { evaluateRun } from '../../src/jobs/eval';
 import { computeTsneFile } from '../../src/jobs/tsne';
 import { readEvalFiles } from '../../src/report/runs';
 import { niceTicks, parseMarkers } from '../../src/report/svg';
@@ -170,4 +171,23 @@ test('epoch and step axes tick at whole numbers; an attack without points gets a
   assert.match(svg, /data-title="PGD/);
   assert.doesNotMatch(svg, /data-title="CW/);
   assert.match(svg, /No evaluations at ε = 0\.03 with cw/);
+});
+
+test('eps: a minimum-norm attack (FMN) gives the whole accuracy-against-ε curve from one evaluation', async () => {
+  const runDir = await monitoredRun();
+  const out = await evaluateRun({ runDir, attacks: ['fmn'], eps: 0.1, n: 64, params: { fmn: { steps: 20 } } });
+  const fmn = out.report!.attacks[0];
+  assert.equal(fmn.distance_norm, 'linf');
+  const correct = out.report!.clean_acc * out.report!.n;
+  assert.equal(fmn.min_norms!.length, Math.round(correct), 'one entry per initially correct example');
+  // At the evaluated ε the curve equals the attack's robust accuracy (points beyond ε were returned clean).
+  const robustAt = (e: number) => fmn.min_norms!.filter((v) => v === null || v > e).length / out.report!.n;
+  assert.ok(near(robustAt(0.1), fmn.robust_acc), `${robustAt(0.1)} vs ${fmn.robust_acc}`);
+  const curve = minNormCurve(readEvalFiles(runDir), 'fmn')!;
+  assert.equal(curve.points[0][1], out.report!.clean_acc, 'ε = 0: clean accuracy');
+  for (let j = 1; j < curve.points.length; j++) assert.ok(curve.points[j][1] <= curve.points[j - 1][1], 'non-increasing in ε');
+  const [file] = plot({ runDirs: [runDir], kind: 'eps', attacks: ['fmn'] });
+  const marks = parseMarkers(fs.readFileSync(file, 'utf8'));
+  assert.equal(marks.length, curve.points.length);
+  assert.deepEqual(marks.map((m) => [m.x, m.y]), curve.points.map(([x, y]) => [x, 100 * y]));
 });
