@@ -13,6 +13,8 @@
 #   IBRAR_NATIVE_THREADS  native kernel threads per process (default 1: results depend on it,
 #                         and docs/results.md was measured with 1)
 #   PARTS                 which parts to do, e.g. "1 3" (default "1 2 3")
+#   FULL                  which part-2 experiments (default: all four, in table order)
+#   FULL_SLOW_N           part 2's subset for the slow attacks (default 500; 0: the fast ones only)
 # It prints its total wall time at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,23 +43,23 @@ train_one() {
   fi
 }
 
-# Evaluate run $1 (experiment name) at ε = 0.03: the fast attacks on $3 test examples, the slow
-# ones (CW, APGD-CE-100, Square, and $5) on $4 (0: none) with the gradient-masking diagnostics on
-# the first $DIAG_N of those (transfer surrogate: run $2).
+# Evaluate run $1 (experiment name) at ε = 0.03: FGSM and PGD-10 on $3 test examples, PGD-50 on
+# $PGD50_N (default $3), the slow ones (CW, APGD-CE-100, Square, and $5) on $4 (0: none) with the
+# gradient-masking diagnostics on the first $DIAG_N of those (transfer surrogate: run $2).
 eval_one() {
   local dir sur
   dir=$(run_dir "$1")
   sur=$(run_dir "$2")
   [ -n "$dir" ] || { echo "reproduce: $1 is not trained yet" >&2; return 1; }
   ibrar eval --run "$dir" --attacks fgsm,pgd --eps 0.03 --n "$3" --batch-size 1000 --no-diagnose
-  ibrar eval --run "$dir" --attacks pgd --steps 50 --eps 0.03 --n "$3" --batch-size 1000 --no-diagnose
+  ibrar eval --run "$dir" --attacks pgd --steps 50 --eps 0.03 --n "${PGD50_N:-$3}" --batch-size 1000 --no-diagnose
   [ "$4" = 0 ] && return 0 # the fast attacks only
   ibrar eval --run "$dir" --attacks "cw,apgd-ce,square${5:+,$5}" --eps 0.03 --param apgd-ce.steps=100 --n "$4" --batch-size "$4" \
     --diagnose --diagnose-n "${DIAG_N:-200}" --surrogate "${sur:-none}"
 }
 
 REF="ref-ce ref-ibrar ref-ibrar-all ref-ibrar-nomask"
-FULL="full-ce full-ibrar full-pgd-at full-pgd-at-ibrar"
+FULL=${FULL:-full-ce full-ibrar full-pgd-at full-pgd-at-ibrar}
 
 if [ "$phase" = all ] || [ "$phase" = train ]; then
   if has_part 1; then for seed in 0 1 2; do for c in $REF; do train_one "$c" "$seed"; done; done; fi
@@ -74,7 +76,7 @@ if [ "$phase" = all ] || [ "$phase" = eval ]; then
   if has_part 2; then
     # The whole test set for the fast attacks; the slow ones and AutoAttack (standard) on the
     # first 500; transfer surrogate: a CE model of the reference configuration.
-    for c in $FULL; do DIAG_N=200 eval_one "$c" ref-ce-s1 10000 500 autoattack; done
+    for c in $FULL; do PGD50_N=2000 DIAG_N=200 eval_one "$c" ref-ce-s1 10000 "${FULL_SLOW_N:-500}" autoattack; done
   fi
 fi
 
