@@ -29,11 +29,35 @@ function depthOf(value: unknown): number {
 }
 
 /**
+ * How deeply the flow collections (`[…]`, `{…}`) of a YAML text nest, from one linear scan
+ * (quoted strings and comments skipped). Checked before the parser sees the text: yaml 2.x
+ * composes recursively and overflows its stack on some thousands of levels (and once here
+ * aborted the process with an out-of-memory in the regexp compiler, which no catch stops).
+ */
+function flowDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"' || c === "'") {
+      // Skip the quoted scalar ("\x" escapes in double quotes, '' in single quotes).
+      for (i++; i < text.length && text[i] !== c; i++) if (c === '"' && text[i] === '\\') i++;
+    } else if (c === '#' && (i === 0 || /\s/.test(text[i - 1]))) {
+      while (i < text.length && text[i] !== '\n') i++;
+    } else if (c === '[' || c === '{') {
+      if (++depth > max) max = depth;
+    } else if ((c === ']' || c === '}') && depth > 0) depth--;
+  }
+  return max;
+}
+
+/**
  * Parse YAML text strictly: syntax errors, duplicate keys, alias bombs, tags (`!!python/object`,
  * `!foo`, and YAML 1.1's `!!binary`, `!!set`, … too: a config holds plain values) and anything
  * the parser would only warn about are errors, never printed warnings.
  */
 export function parseYamlStrict(text: string, pretty = true): unknown {
+  if (flowDepth(text) > MAX_DEPTH) throw new Error(`the document nests too deeply (more than ${MAX_DEPTH} levels)`);
   const doc = YAML.parseDocument(text, { prettyErrors: pretty, uniqueKeys: true, resolveKnownTags: false, strict: true });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) {

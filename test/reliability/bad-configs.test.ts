@@ -130,7 +130,7 @@ test('the corpus has at least 40 bad configs, each listed here with its expected
   assert.deepEqual(files, Object.keys(CONFIGS).sort(), 'every fixture has an expectation and vice versa');
 });
 
-test(`${configCases.length} bad configs and ${argCases.length} bad arguments: exit 2, one message naming file and field, nothing written`, { timeout: 120_000 }, async () => {
+test(`${configCases.length} bad configs and ${argCases.length} bad arguments: exit 2, one message naming file and field, nothing written`, { timeout: 300_000 }, async () => {
   const all = [...configCases, ...argCases];
   const failures: string[] = [];
   await pool(all, 3, async (c) => {

@@ -213,6 +213,18 @@ const cliCases: BadCase[] = [
     file: (cwd) => path.join(cwd, 'cfg.yaml'),
     expect: /^config is 2147483648 bytes \(2\.0 GiB\); a valid one is at most 1048576 bytes/,
   },
+  {
+    // Refused from one linear scan before the parser sees it (yaml's recursive composer
+    // overflows its stack on such input; in one run here it aborted the process outright).
+    name: 'config nesting 20,000 flow brackets deep',
+    setup: (cwd) => {
+      const file = path.join(cwd, 'cfg.yaml');
+      fs.writeFileSync(file, `name: deep\nprobe: {margin: ${'['.repeat(20_000)}1${']'.repeat(20_000)}}\n`);
+      return ['train', '--config', file];
+    },
+    file: (cwd) => path.join(cwd, 'cfg.yaml'),
+    expect: /^invalid YAML: the document nests too deeply \(more than 32 levels\)$/,
+  },
   dataCase('idx images are a FIFO', 'mnist', IMG, (cwd, f) => (fifo(f), put(cwd, LBL, idxLabels())), /^dataset file is a named pipe \(FIFO\), not a regular file/),
   dataCase('idx.gz is a symlink to /dev/zero', 'mnist', IMG + '.gz', (cwd, f) => (link('/dev/zero', f), put(cwd, LBL, idxLabels())), /^dataset file is a character device/),
   dataCase(
