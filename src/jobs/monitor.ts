@@ -9,7 +9,6 @@
 // a resumed run has the same lines as an uninterrupted one. Nothing here changes the model or
 // the training randomness.
 import { appendRegular } from '../engine/safe-read';
-import * as fs from 'fs';
 import * as path from 'path';
 import { tf } from '../engine/tf';
 import { Rng } from '../engine/rng';

@@ -2,7 +2,6 @@
 // while they run (eval/.diagnose-<key>.json: the finished checks, so an interrupted diagnosis
 // continues with the next check). Defined once as schemas.
 import { MAX_STATE_FILE_BYTES, readTextBoundedOrNull } from '../engine/safe-read';
-import * as fs from 'fs';
 import { z } from 'zod';
 import { writeJsonAtomic } from './atomic';
 

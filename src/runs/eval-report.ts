@@ -1,7 +1,6 @@
 // What an evaluation writes (eval/<timestamp>.json), defined once as a schema: the eval job
 // builds it, reports and figures read it back through `readEvalReport`.
 import { MIB, readTextBoundedOrNull } from '../engine/safe-read';
-import * as fs from 'fs';
 import { z } from 'zod';
 
 export const EVAL_FORMAT = 'ibrar-eval/1';

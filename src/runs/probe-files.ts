@@ -5,7 +5,6 @@
 //                                             it (in-process or a worker process); authoritative
 // A re-run reads the candidate files, so work finished by a worker whose parent died is kept.
 import { makeDirs, MAX_STATE_FILE_BYTES, readTextBoundedOrNull } from '../engine/safe-read';
-import * as fs from 'fs';
 import * as path from 'path';
 import { writeJsonAtomic } from './atomic';
 

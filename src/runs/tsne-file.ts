@@ -1,6 +1,5 @@
 // What `plot --kind tsne` computes and draws from (figures/tsne.json), defined once.
 import { MAX_STATE_FILE_BYTES, readTextBoundedOrNull } from '../engine/safe-read';
-import * as fs from 'fs';
 import * as path from 'path';
 import { UserError } from '../errors';
 import { runLayout } from './run-dir';
