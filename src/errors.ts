@@ -3,6 +3,9 @@
 // exits 1 (stack trace with --debug).
 
 export class UserError extends Error {
+  /** The message without the file and key prefix. */
+  readonly detail: string;
+
   constructor(
     message: string,
     /** File the problem is in, when there is one. */
@@ -11,6 +14,7 @@ export class UserError extends Error {
     readonly where?: string,
   ) {
     super(UserError.format(message, file, where));
+    this.detail = message;
     this.name = 'UserError';
   }
 

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { apgdAttack } from './apgd-core';
 import { Eot, eotParam, withEotExtra } from './eot';
 import { epsByNormParam, epsForNorm, LP_NORMS, normParam, type LpNorm } from './lp';
-import { defineAttack, posInt } from './params';
+import { checkLinfBudget, defineAttack, posInt } from './params';
 
 export const apgdParamsShape = {
   /** Default: 0.03 for L∞ (IB-RAR), 0.5 for L2, 12 for L1 (AutoAttack). */
@@ -26,6 +26,7 @@ export function apgdSchema<S extends z.ZodRawShape>(shape: S) {
   return z
     .object(shape)
     .strict()
+    .superRefine((p, ctx) => checkLinfBudget(p as { norm?: string; eps?: number }, ctx))
     .refine((p) => !(p as { largeReps?: boolean }).largeReps || (p as { norm?: LpNorm }).norm === 'L1', {
       message: 'largeReps (the large-ε schedule) applies to norm L1 only',
       path: ['largeReps'],

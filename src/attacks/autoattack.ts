@@ -25,7 +25,7 @@ import { apgdAttack } from './apgd-core';
 import { Eot, withEotExtra } from './eot';
 import { fabAttack } from './fab-core';
 import { AUTOATTACK_EPS, epsByNormParam, LP_NORMS, normParam, type LpNorm } from './lp';
-import { defineAttack, posInt } from './params';
+import { checkLinfBudget, defineAttack, posInt } from './params';
 import { attackRobustRows } from './robust-rows';
 import { squareAttack } from './square';
 import type { AttackContext } from './types';
@@ -64,6 +64,7 @@ const schema = z
   })
   .strict()
   .superRefine((p, ctx) => {
+    checkLinfBudget(p, ctx);
     const version = autoAttackVersion(p);
     // (A list equal to the version's own is accepted: that is what `defaults` holds.)
     if (p.attacks && version !== 'custom' && p.attacks.join() !== VERSION_PARTS[version].join()) {

@@ -23,7 +23,7 @@ import { tf } from '../engine/tf';
 import { gatherRows, mergeRows, predict, readTidy, swap } from './common';
 import { noYield } from './interrupt';
 import { distanceNorm, lpNorm, minNormEpsParam, runMinNorm } from './min-norm';
-import { defineAttack, posInt } from './params';
+import { checkLinfBudget, defineAttack, posInt } from './params';
 import type { AttackContext } from './types';
 
 const schema = z
@@ -34,7 +34,8 @@ const schema = z
     steps: posInt(50),
     overshoot: z.number().min(0).finite().default(0.02),
   })
-  .strict();
+  .strict()
+  .superRefine(checkLinfBudget);
 export type DeepFoolParams = z.output<typeof schema>;
 
 /** One DeepFool step for every row of xs (all still correctly classified): the next points. */

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { fabAttack } from './fab-core';
 import { epsByNormParam, epsForNorm, LP_NORMS, normParam, type LpNorm } from './lp';
-import { defineAttack, posInt } from './params';
+import { checkLinfBudget, defineAttack, posInt } from './params';
 
 export const fabParamsShape = {
   /** Default: 0.03 for L∞ (IB-RAR), 0.5 for L2, 12 for L1 (AutoAttack). */
@@ -22,6 +22,7 @@ export function fabSchema<S extends z.ZodRawShape>(shape: S) {
   return z
     .object(shape)
     .strict()
+    .superRefine((p, ctx) => checkLinfBudget(p as { norm?: string; eps?: number }, ctx))
     .transform((p) => epsForNorm<{ norm: LpNorm; eps?: number }>(0.03)(p as { norm: LpNorm; eps?: number }) as z.output<z.ZodObject<S>> & { eps: number });
 }
 

@@ -25,7 +25,7 @@ import { tf } from '../engine/tf';
 import { swap } from './common';
 import { noYield } from './interrupt';
 import { distanceNorm, lpNorm, MIN_NORMS, minNormEpsParam, runMinNorm, type MinNorm } from './min-norm';
-import { defineAttack, posInt, posNum } from './params';
+import { checkLinfBudget, defineAttack, posInt, posNum } from './params';
 import type { AttackContext } from './types';
 
 const schema = z
@@ -42,7 +42,8 @@ const schema = z
     gammaInit: z.number().positive().max(1).default(0.05),
     gammaFinal: z.number().positive().max(1).default(0.001),
   })
-  .strict();
+  .strict()
+  .superRefine(checkLinfBudget);
 export type FmnParams = z.output<typeof schema>;
 
 const DUAL: Record<MinNorm, MinNorm> = { Linf: 'L1', L2: 'L2', L1: 'Linf' };

@@ -34,7 +34,7 @@ import type { Rng } from '../engine/rng';
 import { predict } from './common';
 import { noYield } from './interrupt';
 import { distanceNorm, minNormEpsParam, runMinNorm } from './min-norm';
-import { defineAttack, posInt, posNum } from './params';
+import { checkLinfBudget, defineAttack, posInt, posNum } from './params';
 import type { AttackContext, AttackTarget } from './types';
 
 const schema = z
@@ -52,7 +52,8 @@ const schema = z
     /** Binary-search threshold θ = γ/d^{3/2} (L2) or γ/d² (L∞). */
     gamma: posNum(1.0),
   })
-  .strict();
+  .strict()
+  .superRefine(checkLinfBudget);
 export type HsjParams = z.output<typeof schema>;
 
 /** Probes per example per round. */

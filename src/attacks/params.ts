@@ -7,9 +7,25 @@ import type { tf } from '../engine/tf';
 import type { Attack, AttackContext, AttackNorm, AttackResult } from './types';
 import type { DistanceNorm } from './types';
 
-/** A budget: a number or a fraction string such as "8/255", ≥ 0. */
+/** Said of an L∞ budget above 1, whichever way it came (config, --eps, --param). */
+export const LINF_EPS_MESSAGE = 'ε is an L∞ budget on pixels in [0, 1]; write 8/255, not 8';
+
+/**
+ * An L∞ budget: a number or a fraction string such as "8/255", in [0, 1] — the bounds the
+ * config's eval.eps and `--eps` enforce, so `--param pgd.eps=5` is refused like `--eps 5`.
+ */
 export function epsParam(def: number) {
+  return fraction.refine((v) => v >= 0, 'must be ≥ 0').refine((v) => v <= 1, LINF_EPS_MESSAGE).default(def);
+}
+
+/** An L2 budget (no upper bound short of the image's diameter): a number or fraction, ≥ 0. */
+export function l2EpsParam(def: number) {
   return fraction.refine((v) => v >= 0, 'must be ≥ 0').default(def);
+}
+
+/** For attacks whose norm is a parameter: in L∞ the budget is at most 1, as epsParam. */
+export function checkLinfBudget(p: { norm?: string; eps?: number }, ctx: z.RefinementCtx): void {
+  if (p.norm === 'Linf' && p.eps !== undefined && p.eps > 1) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['eps'], message: LINF_EPS_MESSAGE });
 }
 
 /** A step size: a positive number or a fraction string such as "2/255". */

@@ -7,11 +7,11 @@ import { tf } from '../engine/tf';
 import { ceMean, normalTensor, oneHot, projectL2, swap } from './common';
 import { Eot, eotInputGrad, eotParam, withEotExtra } from './eot';
 import { noYield } from './interrupt';
-import { defineAttack, epsParam, posInt, stepParam } from './params';
+import { defineAttack, l2EpsParam, posInt, stepParam } from './params';
 
 const schema = z
   .object({
-    eps: epsParam(1.0),
+    eps: l2EpsParam(1.0),
     alpha: stepParam().default(0.2),
     steps: posInt(10),
     randomStart: z.boolean().default(true),

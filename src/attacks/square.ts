@@ -33,7 +33,7 @@ import { UserError } from '../errors';
 import { noYield } from './interrupt';
 import { l1BoxProjection } from './l1-projection';
 import { epsByNormParam, epsForNorm, LP_NORMS, lpNorm, normParam, type LpNorm } from './lp';
-import { defineAttack, posInt } from './params';
+import { checkLinfBudget, defineAttack, posInt } from './params';
 import { attackRobustRows } from './robust-rows';
 import type { AttackContext, AttackTarget } from './types';
 
@@ -50,6 +50,7 @@ const schema = z
     rescaleSchedule: z.boolean().default(true),
   })
   .strict()
+  .superRefine(checkLinfBudget)
   .transform((p) => epsForNorm<typeof p>(8 / 255)(p));
 export type SquareParams = z.output<typeof schema>;
 

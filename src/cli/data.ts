@@ -53,7 +53,12 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
       },
     });
     state.bar?.stop();
-    ctx.out.write(`${res.files.length} files in ${root}/${args.name}${res.verified ? ', SHA-256 verified against the official release' : ''}\n`);
+    // Said the way `ibrar data verify` says it: official files, or known (derived) ones.
+    const verified =
+      res.against === 'derived'
+        ? ', SHA-256 verified against the known hashes of files derived from another source (not the official release; `ibrar data verify` lists them as derived)'
+        : ', SHA-256 verified against the official release';
+    ctx.out.write(`${res.files.length} files in ${root}/${args.name}${res.verified ? verified : ''}\n`);
   },
 };
 
@@ -70,7 +75,13 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
     const { verifyDataset, formatVerifyReport } = await import('../data/verify');
     const report = await verifyDataset(args.dataset as 'cifar10', defaultRoot(args.root));
     ctx.out.write(args.json ? JSON.stringify(report, null, 2) + '\n' : formatVerifyReport(report) + '\n');
-    if (!report.ok) process.exitCode = 1;
+    if (!report.ok) {
+      // Problems in the data are bad input (exit 2), reported after the whole report.
+      const { UserError } = await import('../errors');
+      const mismatches = report.files.filter((f) => f.status === 'mismatch').length;
+      const parts = [report.problems.length ? `${report.problems.length} problem${report.problems.length > 1 ? 's' : ''}` : '', mismatches ? `${mismatches} checksum mismatch${mismatches > 1 ? 'es' : ''}` : ''].filter(Boolean);
+      throw new UserError(`${args.dataset}: ${parts.join(' and ')} found (see the report above)`, report.dir || report.root);
+    }
   },
 };
 

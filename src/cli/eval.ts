@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { defaultContext, stopSignals } from './context';
-import { epsilon } from '../config/schema';
+import { epsilon, MAX_SEED } from '../config/schema';
 import { UserError } from '../errors';
 
 interface EvalArgs {
@@ -29,9 +29,10 @@ export function parseEps(text: string): number {
 }
 
 /** A whole-number option such as --n: yargs gives NaN for words and accepts fractions and negatives. */
-export function checkCount(value: number | undefined, flag: string, min = 1): number | undefined {
+export function checkCount(value: number | undefined, flag: string, min = 1, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (value === undefined) return undefined;
   if (!Number.isSafeInteger(value) || value < min) throw new UserError(`expected a whole number ≥ ${min}, found ${value}`, undefined, flag);
+  if (value > max) throw new UserError(`expected a whole number in ${min}..${max}, found ${value}`, undefined, flag);
   return value;
 }
 
@@ -61,6 +62,24 @@ export function parseParams(items: string[]): Record<string, Record<string, unkn
   return out;
 }
 
+/**
+ * `--param` values through each attack's own schema, before anything loads: the same bounds as
+ * the config's eval.params (and, for ε, as `--eps`), with errors naming the flag.
+ */
+export async function checkParamsOption(params: Record<string, Record<string, unknown>>): Promise<void> {
+  const { getAttack } = await import('../attacks/registry');
+  const { parseAttackParams } = await import('../attacks/params');
+  for (const [name, values] of Object.entries(params)) {
+    try {
+      const attack = getAttack(name);
+      parseAttackParams(attack.name, attack.paramsSchema, values);
+    } catch (err) {
+      if (err instanceof UserError) throw new UserError(err.detail.replace(/^attack parameter [^:]+: /, ''), undefined, `--param ${err.where ?? name}`);
+      throw err;
+    }
+  }
+}
+
 export const evalCommand: CommandModule<object, EvalArgs> = {
   command: 'eval',
   describe: "evaluate a trained run: clean accuracy and robust accuracy under attacks (defaults: the run's own eval settings)",
@@ -87,9 +106,11 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     checkCount(args.n, '--n');
     checkCount(args.steps, '--steps');
     checkCount(args['batch-size'], '--batch-size');
-    checkCount(args.seed, '--seed', 0);
+    // The RNG takes 32-bit seeds: a larger one would repeat a smaller one's evaluation.
+    checkCount(args.seed, '--seed', 0, MAX_SEED);
     checkCount(args['diagnose-n'], '--diagnose-n');
     const params = parseParams(args.param);
+    await checkParamsOption(params);
     const { openRun } = await import('../jobs/open-run');
     const { evaluate, evalRequestFromConfig } = await import('../jobs/eval');
     const { openSurrogate } = await import('../jobs/surrogate');

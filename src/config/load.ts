@@ -4,27 +4,90 @@ import * as fs from 'fs';
 import * as YAML from 'yaml';
 import type { ZodIssue } from 'zod';
 import { UserError } from '../errors';
+import { readTextBounded } from '../engine/safe-read';
 import { z } from 'zod';
 import { experimentObject, experimentSchema, type ExperimentConfig } from './schema';
 
 /** YAML anchors/aliases beyond this count are refused (billion-laughs protection). */
 const MAX_ALIASES = 100;
-const MAX_CONFIG_BYTES = 1 << 20;
+export const MAX_CONFIG_BYTES = 1 << 20;
+
+/** Deeper than any config needs; a deeper document is refused before anything walks it. */
+const MAX_DEPTH = 32;
+
+/** How deeply `value` nests (iteratively: a hostile document must not overflow the stack). */
+function depthOf(value: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (d > max) max = d;
+    if (d > MAX_DEPTH) break;
+    if (v !== null && typeof v === 'object') for (const c of Object.values(v as object)) stack.push([c, d + 1]);
+  }
+  return max;
+}
+
+/**
+ * How deeply the flow collections (`[…]`, `{…}`) of a YAML text nest, from one linear scan
+ * (quoted strings and comments skipped). Checked before the parser sees the text: yaml 2.x
+ * composes recursively and overflows its stack on some thousands of levels (and once here
+ * aborted the process with an out-of-memory in the regexp compiler, which no catch stops).
+ */
+function flowDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"' || c === "'") {
+      // Skip the quoted scalar ("\x" escapes in double quotes, '' in single quotes).
+      for (i++; i < text.length && text[i] !== c; i++) if (c === '"' && text[i] === '\\') i++;
+    } else if (c === '#' && (i === 0 || /\s/.test(text[i - 1]))) {
+      while (i < text.length && text[i] !== '\n') i++;
+    } else if (c === '[' || c === '{') {
+      if (++depth > max) max = depth;
+    } else if ((c === ']' || c === '}') && depth > 0) depth--;
+  }
+  return max;
+}
+
+/**
+ * Parse YAML text strictly: syntax errors, duplicate keys, alias bombs, tags (`!!python/object`,
+ * `!foo`, and YAML 1.1's `!!binary`, `!!set`, … too: a config holds plain values) and anything
+ * the parser would only warn about are errors, never printed warnings.
+ */
+export function parseYamlStrict(text: string, pretty = true): unknown {
+  if (flowDepth(text) > MAX_DEPTH) throw new Error(`the document nests too deeply (more than ${MAX_DEPTH} levels)`);
+  const doc = YAML.parseDocument(text, { prettyErrors: pretty, uniqueKeys: true, resolveKnownTags: false, strict: true });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem) {
+    const tag = problem.code === 'TAG_RESOLVE_FAILED' ? '; configs take plain values, without YAML tags' : '';
+    throw new Error(yamlMessage(problem) + tag);
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (err) {
+    if (err instanceof RangeError) throw new Error(`the document nests too deeply (more than ${MAX_DEPTH} levels)`);
+    throw err;
+  }
+  if (depthOf(value) > MAX_DEPTH) throw new Error(`the document nests too deeply (more than ${MAX_DEPTH} levels)`);
+  return value;
+}
 
 export function readYamlFile(file: string): unknown {
-  let text: string;
+  let st: fs.Stats;
   try {
-    const st = fs.statSync(file);
-    if (!st.isFile()) throw new UserError('expected a YAML file, found a directory or special file', file);
-    if (st.size > MAX_CONFIG_BYTES) throw new UserError(`config is ${st.size} bytes; expected at most ${MAX_CONFIG_BYTES}`, file);
-    text = fs.readFileSync(file, 'utf8');
+    st = fs.statSync(file);
   } catch (err) {
-    if (err instanceof UserError) throw err;
     throw new UserError(`cannot read config: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, file);
   }
+  if (st.isDirectory()) throw new UserError('expected a YAML file, found a directory', file);
+  // Regular files only (never a pipe or a device), at most MAX_CONFIG_BYTES.
+  const text = readTextBounded(file, { maxBytes: MAX_CONFIG_BYTES, what: 'config' });
   let doc: unknown;
   try {
-    doc = YAML.parse(text, { maxAliasCount: MAX_ALIASES, prettyErrors: true, uniqueKeys: true });
+    doc = parseYamlStrict(text);
   } catch (err) {
     throw new UserError(`invalid YAML: ${yamlMessage(err)}`, file);
   }
@@ -52,7 +115,7 @@ export function applyOverrides(doc: Record<string, unknown>, sets: readonly stri
     }
     let value: unknown;
     try {
-      value = YAML.parse(set.slice(eq + 1), { maxAliasCount: MAX_ALIASES });
+      value = parseYamlStrict(set.slice(eq + 1), false);
     } catch (err) {
       throw new UserError(`cannot parse the value: ${yamlMessage(err)}`, `--set ${set.slice(0, eq)}`);
     }
@@ -70,11 +133,17 @@ export function applyOverrides(doc: Record<string, unknown>, sets: readonly stri
   return out;
 }
 
+/** A key path for messages: plain keys as they are, any other (a newline, a quote…) JSON-quoted. */
+function keyPath(path: readonly (string | number)[]): string {
+  return path.map((k) => (typeof k === 'number' || /^[A-Za-z0-9_-]+$/.test(k) ? String(k) : JSON.stringify(k))).join('.');
+}
+
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'string') return `"${value.length > 40 ? value.slice(0, 40) + '…' : value}"`;
+  // JSON-quoted: a value with a newline or a control character stays on the message's one line.
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value);
   if (typeof value === 'object') return 'a mapping';
   return `${typeof value} ${String(value)}`;
 }
@@ -89,13 +158,13 @@ function valueAt(doc: unknown, path: readonly (string | number)[]): unknown {
 }
 
 function formatIssue(issue: ZodIssue, doc: unknown): { where: string; message: string } {
-  const where = issue.path.length ? issue.path.join('.') : '(top level)';
+  const where = issue.path.length ? keyPath(issue.path) : '(top level)';
   if (issue.code === 'unrecognized_keys') {
-    const base = issue.path.length ? issue.path.join('.') + '.' : '';
+    const base = issue.path.length ? keyPath(issue.path) + '.' : '';
     const valid = keysAt(issue.path);
     const hints = issue.keys.map((k) => closest(k, valid)).filter((h): h is string => h !== null);
     const hint = hints.length ? `; did you mean ${hints.map((h) => `'${base}${h}'`).join(', ')}?` : valid.length ? `; valid keys here: ${valid.join(', ')}` : '';
-    return { where: issue.keys.map((k) => base + k).join(', '), message: `unknown key${issue.keys.length > 1 ? 's' : ''}${hint}` };
+    return { where: issue.keys.map((k) => base + keyPath([k])).join(', '), message: `unknown key${issue.keys.length > 1 ? 's' : ''}${hint}` };
   }
   const found = describe(valueAt(doc, issue.path));
   if (issue.code === 'invalid_enum_value') {
@@ -111,6 +180,7 @@ function formatIssue(issue: ZodIssue, doc: unknown): { where: string; message: s
   if (issue.code === 'invalid_type') {
     return { where, message: issue.received === 'undefined' ? `required ${issue.expected} is missing` : `expected ${issue.expected}, found ${found}` };
   }
+  if (issue.code === 'custom' && (issue.params as { bare?: boolean } | undefined)?.bare) return { where, message: issue.message };
   return { where, message: `${issue.message} (found ${found})` };
 }
 

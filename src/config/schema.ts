@@ -2,10 +2,23 @@
 // inferred from this schema; nothing else re-declares it. Unknown keys are errors.
 import { z } from 'zod';
 import { BACKENDS } from '../engine/backends';
+import { formatBytes, MAX_BUFFER_BYTES } from '../engine/safe-read';
+import { archFacts, DATASET_FACTS } from './facts';
 
 export const DATASETS = ['cifar10', 'cifar100', 'mnist', 'fashion-mnist', 'svhn', 'tiny-imagenet', 'synthetic'] as const;
 export const ARCHS = ['small-cnn', 'vgg16', 'resnet18', 'wrn'] as const;
 export const TRAIN_METHODS = ['ce', 'pgd-at', 'trades', 'mart', 'hbar', 'vib'] as const;
+
+/**
+ * The seeds the RNG tells apart: it takes a seed as a 32-bit unsigned integer
+ * (src/engine/rng.ts, `seed >>> 0`), so 2^32 would give exactly the run of seed 0.
+ */
+export const MAX_SEED = 0xffffffff;
+export const seedSchema = z
+  .number()
+  .int()
+  .min(0)
+  .max(MAX_SEED, `the RNG takes 32-bit seeds, 0..${MAX_SEED}; a larger one would repeat the run of a smaller one`);
 
 /** A number, or a fraction string such as "8/255". */
 export const fraction = z.union([
@@ -238,7 +251,7 @@ const evalSchema = z
     batchSize: z.number().int().positive().default(200),
     checkpoint: z.enum(['last', 'best']).default('last'),
     /** Seed of the attacks' randomness (random starts, Square's draws). */
-    seed: z.number().int().min(0).default(0),
+    seed: seedSchema.default(0),
     /** Per-attack parameters, e.g. {cw: {c: 1}, pgd: {restarts: 5}}; checked against each attack's schema. */
     params: z.record(z.record(z.unknown())).default({}),
   })
@@ -255,7 +268,7 @@ const probeSchema = z
 export const experimentObject = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"'),
-    seed: z.number().int().min(0).default(0),
+    seed: seedSchema.default(0),
     backend: z.enum(BACKENDS).default('auto'),
     /**
      * Threads of the native CPU kernels. Results depend on it (reductions are split per thread),
@@ -310,8 +323,113 @@ function resolveDefaults(cfg: Parsed): ExperimentConfig {
   };
 }
 
+type Ctx = z.RefinementCtx;
+
+/** A custom issue whose message says everything (no "(found …)" appended). */
+function bare(ctx: Ctx, path: (string | number)[], message: string): void {
+  ctx.addIssue({ code: 'custom', path, message, params: { bare: true } });
+}
+
+/** Layer lists against the architecture's taps, and the channel mask against its width. */
+function checkArchitecture(cfg: Parsed, ctx: Ctx): void {
+  const m = cfg.model;
+  const facts = archFacts(m);
+  if (!facts) {
+    if (m.arch === 'wrn') bare(ctx, ['model', 'depth'], `must be 6n+4 with n ≥ 1 (10, 16, 22, 28, …) for wrn, got ${m.depth}`);
+    return;
+  }
+  const lists: Array<[(string | number)[], unknown]> = [
+    [['ib', 'layers'], cfg.ib.layers],
+    [['train', 'hbar', 'layers'], cfg.train.hbar?.layers],
+  ];
+  for (const [at, spec] of lists) {
+    if (!Array.isArray(spec)) continue;
+    const unknown = spec.filter((n) => !facts.taps.includes(n));
+    if (unknown.length) {
+      bare(ctx, at, `unknown tap${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `'${n}'`).join(', ')}; valid taps of ${m.arch}: ${facts.taps.join(', ')}`);
+      continue;
+    }
+    const dup = spec.filter((n, i) => spec.indexOf(n) !== i);
+    if (dup.length) bare(ctx, at, `lists ${[...new Set(dup)].map((n) => `'${n}'`).join(', ')} more than once`);
+  }
+  const mask = cfg.ib.mask;
+  if (mask.enabled && mask.rule === 'code' && mask.lowY + mask.highX >= facts.maskChannels) {
+    const size = m.arch === 'wrn' ? `model.widen ${m.widen}` : `model.width ${m.width}`;
+    bare(
+      ctx,
+      ['ib', 'mask'],
+      `lowY + highX = ${mask.lowY + mask.highX}, but the mask tap ${facts.maskTap} of ${m.arch} (${size}) has ${facts.maskChannels} channels: ` +
+        `the code rule would drop every channel; keep lowY + highX below ${facts.maskChannels}`,
+    );
+  }
+}
+
+/** Sizes the data section asks for against what the dataset has (official sizes, or data.synthetic). */
+function checkDataSizes(cfg: Parsed, ctx: Ctx): void {
+  const d = cfg.data;
+  let shape: readonly [number, number, number];
+  let train: number;
+  let test: number;
+  let source: string;
+  if (d.dataset === 'synthetic') {
+    const s = d.synthetic;
+    shape = [s.height, s.width, s.channels];
+    const image = s.height * s.width * s.channels;
+    const needs: Array<[string, number]> = [
+      ['trainSize', s.trainSize * image],
+      ['testSize', s.testSize * image],
+      ['classes', s.classes * image * 4],
+    ];
+    for (const [key, bytes] of needs) {
+      if (bytes > MAX_BUFFER_BYTES) {
+        bare(ctx, ['data', 'synthetic', key], `${s[key as 'trainSize']} × ${shape.join('x')} needs ${formatBytes(bytes)} in one buffer; at most ${formatBytes(MAX_BUFFER_BYTES)} fit`);
+        return;
+      }
+    }
+    [train, test, source] = [s.trainSize, s.testSize, 'the synthetic'];
+  } else {
+    const f = DATASET_FACTS[d.dataset];
+    shape = f.shape;
+    [train, test, source] = [f.train + (d.svhnExtra && f.extra ? f.extra : 0), f.test, `the official ${d.dataset}`];
+  }
+  if (d.splitFromTest !== undefined) {
+    if (d.splitFromTest >= test) {
+      bare(ctx, ['data', 'splitFromTest'], `${d.splitFromTest} is not below the ${test} images of ${source} test set; it must be below ${test} to leave training images`);
+      return;
+    }
+    [train, test] = [test - d.splitFromTest, d.splitFromTest];
+  }
+  const subsets: Array<['trainSubset' | 'testSubset', number, string]> = [
+    ['trainSubset', train, 'training'],
+    ['testSubset', test, 'test'],
+  ];
+  for (const [key, have, what] of subsets) {
+    const n = d[key]?.n;
+    if (n !== undefined && n > have) bare(ctx, ['data', key, 'n'], `${n} is more than the ${have} images of ${source} ${what} split${d.splitFromTest !== undefined ? ` (after data.splitFromTest: ${d.splitFromTest})` : ''}`);
+  }
+  const side = Math.min(shape[0], shape[1]);
+  if (d.augment.cropPadding >= side) {
+    bare(ctx, ['data', 'augment', 'cropPadding'], `${d.augment.cropPadding} is not below the image size (${shape[0]}x${shape[1]}): a crop could hold nothing but padding`);
+  }
+}
+
+/** The training adversary's step size, as resolveDefaults fills it, must be positive where one is used. */
+function checkTrainingAdversary(cfg: Parsed, ctx: Ctx): void {
+  const t = cfg.train;
+  const adversarial = t.method === 'pgd-at' || t.method === 'trades' || t.method === 'mart' || (t.method === 'hbar' && (t.hbar?.base ?? 'ce') !== 'ce');
+  if (!adversarial || t.attack.alpha !== undefined) return;
+  const original = t.method === 'trades' && t.trades.variant === 'original';
+  const alpha = original ? TRADES_KL_STEP : pgdStepSize(t.attack.eps, t.attack.steps);
+  if (!(alpha > 0)) {
+    bare(ctx, ['train', 'attack', 'alpha'], `the step size defaults to ε/steps·2.3, which is ${alpha} with train.attack.eps ${t.attack.eps}; train.method '${t.method}' needs a positive step: set train.attack.eps (or train.attack.alpha) above 0`);
+  }
+}
+
 export const experimentSchema = experimentObject
   .superRefine((cfg, ctx) => {
+    checkArchitecture(cfg, ctx);
+    checkDataSizes(cfg, ctx);
+    checkTrainingAdversary(cfg, ctx);
     if (cfg.train.method === 'vib' && cfg.model.head !== 'vib') {
       ctx.addIssue({ code: 'custom', path: ['model', 'head'], message: "train.method 'vib' needs model.head: vib" });
     }

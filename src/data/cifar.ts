@@ -3,6 +3,7 @@
 // We keep NHWC in memory, so every record is transposed from planes to interleaved pixels.
 import * as path from 'path';
 import { UserError } from '../errors';
+import { assertFitsInMemory, statRegularFile } from '../engine/safe-read';
 import { exists, readFileOrThrow } from './files';
 import type { Split } from './types';
 
@@ -90,20 +91,29 @@ export function decodeCifarRecords(
   return n;
 }
 
-/** Reads and concatenates CIFAR binary files (in the given order) into one split. */
+/**
+ * Reads and concatenates CIFAR binary files (in the given order) into one split. The record
+ * counts come from the files' sizes, so what the split needs is known (and refused when it
+ * cannot fit) before a byte is read; then one file at a time is read and decoded.
+ */
 export async function readCifarFiles(files: string[], fmt: CifarFormat): Promise<Split> {
-  const bufs: Buffer[] = [];
+  const sizes: number[] = [];
   let n = 0;
   for (const f of files) {
-    const buf = await readFileOrThrow(f);
-    n += cifarRecordCount(buf.length, fmt, f);
-    bufs.push(buf);
+    const st = statRegularFile(f, 'dataset file');
+    if (!st) throw new UserError('file not found', f);
+    n += cifarRecordCount(st.size, fmt, f);
+    sizes.push(st.size);
   }
+  assertFitsInMemory(n * PIXELS, `storing the ${n} images of ${files.map((f) => path.basename(f)).join(', ')}`, files[files.length - 1]);
   const images = new Uint8Array(n * PIXELS);
   const labels = new Int32Array(n);
   let offset = 0;
   for (let i = 0; i < files.length; i++) {
-    offset += decodeCifarRecords(bufs[i], fmt, files[i], images, labels, offset);
+    // Bounded by the size counted above: a file that changed since is refused.
+    const buf = await readFileOrThrow(files[i], sizes[i]);
+    if (buf.length !== sizes[i]) throw new UserError(`file changed while being read (${sizes[i]} bytes, then ${buf.length})`, files[i]);
+    offset += decodeCifarRecords(buf, fmt, files[i], images, labels, offset);
   }
   return { images, labels, n, shape: [SIDE, SIDE, 3] };
 }

@@ -2,6 +2,7 @@
 // dimensions), the dimensions as big-endian uint32, then the bytes. Images are idx3
 // (magic 0x00000803: count, rows, cols), labels idx1 (0x00000801: count).
 import { UserError } from '../errors';
+import { assertFitsInMemory } from '../engine/safe-read';
 
 export const IDX_IMAGES_MAGIC = 0x803;
 export const IDX_LABELS_MAGIC = 0x801;
@@ -10,9 +11,18 @@ function hex(v: number): string {
   return '0x' + v.toString(16).padStart(8, '0');
 }
 
-function readHeader(buf: Uint8Array, magic: number, file: string): number[] {
-  const ndim = magic & 0xff;
-  const headerBytes = 4 + 4 * ndim;
+/** Header bytes of an idx file with this magic (4 + 4 per dimension). */
+export function idxHeaderBytes(magic: number): number {
+  return 4 + 4 * (magic & 0xff);
+}
+
+/**
+ * The magic and dimensions at the start of `buf` (at least the header), and the file size
+ * they promise. A promise beyond what fits in memory is refused here, before anything is
+ * allocated for it.
+ */
+export function idxHeader(buf: Uint8Array, magic: number, file: string): { dims: number[]; headerBytes: number; total: number } {
+  const headerBytes = idxHeaderBytes(magic);
   if (buf.length < headerBytes) {
     throw new UserError(
       `expected an idx file with a ${headerBytes}-byte header (magic ${hex(magic)}), found only ${buf.length} bytes`,
@@ -26,15 +36,39 @@ function readHeader(buf: Uint8Array, magic: number, file: string): number[] {
     throw new UserError(`bad magic number: expected ${hex(magic)} (${kind}), found ${hex(found)}`, file, 'byte 0');
   }
   const dims: number[] = [];
-  for (let d = 0; d < ndim; d++) dims.push(view.getUint32(4 + 4 * d, false));
-  const body = dims.reduce((a, b) => a * b, 1);
-  if (buf.length !== headerBytes + body) {
+  for (let d = 0; d < headerBytes / 4 - 1; d++) dims.push(view.getUint32(4 + 4 * d, false));
+  return { dims, headerBytes, total: headerBytes + dims.reduce((a, b) => a * b, 1) };
+}
+
+/** The header's dimensions, when a file of `length` bytes holds exactly what they promise. */
+export function checkIdxLength(head: Uint8Array, magic: number, file: string, length: number): number[] {
+  const { dims, headerBytes, total } = idxHeader(head, magic, file);
+  if (length !== total) {
     throw new UserError(
-      `expected ${headerBytes + body} bytes (${headerBytes}-byte header + ${dims.join('x')} data), found ${buf.length}`,
+      `expected ${total} bytes (${headerBytes}-byte header + ${dims.join('x')} data), found ${length}`,
       file,
     );
   }
   return dims;
+}
+
+function readHeader(buf: Uint8Array, magic: number, file: string): number[] {
+  return checkIdxLength(buf, magic, file, buf.length);
+}
+
+/**
+ * What a gzipped idx file must decompress to, from its header: the budget for the bounded
+ * gunzip (src/data/files.ts), which stops as soon as the stream passes it.
+ */
+export function idxGunzipExpectation(magic: number, file: string): { headBytes: number; size: (head: Buffer) => number } {
+  return {
+    headBytes: idxHeaderBytes(magic),
+    size: (head) => {
+      const { dims, total } = idxHeader(head, magic, file);
+      assertFitsInMemory(total, `storing the header's ${dims.join('x')} data`, file, 'byte 4');
+      return total;
+    },
+  };
 }
 
 export interface IdxImages {

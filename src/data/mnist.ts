@@ -2,8 +2,8 @@
 // up the training and test splits when only part of a release is on disk.
 import * as path from 'path';
 import { UserError } from '../errors';
-import { exists, readMaybeGz } from './files';
-import { parseIdxImages, parseIdxLabels } from './idx';
+import { exists, isGzip, readFileHead, readMaybeGz } from './files';
+import { checkIdxLength, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, idxGunzipExpectation, idxHeaderBytes, parseIdxImages, parseIdxLabels } from './idx';
 import { splitFromTest } from './subset';
 import type { Split } from './types';
 
@@ -54,9 +54,20 @@ export async function findIdxPair(dir: string, names: IdxPairNames): Promise<Fou
   return { images, labels };
 }
 
+/**
+ * An idx file's bytes (gunzipped when it is gzip), never more than its header promises: a
+ * plain file's size is checked against its header before the rest is read; a gzipped one
+ * decompresses to exactly that size or is refused as soon as it passes it.
+ */
+async function readIdxFile(file: string, magic: number): Promise<Buffer> {
+  const head = readFileHead(file, idxHeaderBytes(magic), 'dataset file');
+  if (!isGzip(head) && head.length === idxHeaderBytes(magic)) checkIdxLength(head, magic, file, head.size);
+  return readMaybeGz(file, idxGunzipExpectation(magic, file));
+}
+
 export async function readIdxPair(pair: FoundPair, numClasses = IDX_NUM_CLASSES): Promise<Split> {
-  const img = parseIdxImages(await readMaybeGz(pair.images), pair.images);
-  const labels = parseIdxLabels(await readMaybeGz(pair.labels), pair.labels, numClasses);
+  const img = parseIdxImages(await readIdxFile(pair.images, IDX_IMAGES_MAGIC), pair.images);
+  const labels = parseIdxLabels(await readIdxFile(pair.labels, IDX_LABELS_MAGIC), pair.labels, numClasses);
   if (labels.length !== img.n) {
     throw new UserError(
       `label count ${labels.length} does not match the ${img.n} images in ${path.basename(pair.images)}`,

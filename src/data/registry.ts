@@ -1,6 +1,5 @@
 // The dataset registry: config `data` section → a loaded, split and subset Dataset.
 // Order of operations: load files → data.splitFromTest → trainSubset / testSubset.
-import * as fs from 'fs';
 import * as path from 'path';
 import type { DataConfig } from '../config/schema';
 import { Rng } from '../engine/rng';
@@ -23,7 +22,7 @@ import {
   MNIST_CLASSES,
   parseClassNamesFile,
 } from './class-names';
-import { exists } from './files';
+import { exists, MAX_DATA_TEXT_BYTES, readFileOrThrow } from './files';
 import { CIFAR100_HOWTO, fetchDataset, type FetchOptions } from './fetch';
 import { loadIdxDataset, MissingDataError } from './mnist';
 import { splitFromTest, takeSubset } from './subset';
@@ -86,7 +85,7 @@ interface RawData {
 
 async function readClassNames(file: string, expected: number, fallback: string[]): Promise<string[]> {
   if (!(await exists(file))) return fallback;
-  return parseClassNamesFile(await fs.promises.readFile(file, 'utf8'), expected) ?? fallback;
+  return parseClassNamesFile((await readFileOrThrow(file, MAX_DATA_TEXT_BYTES, 'class names file')).toString('utf8'), expected) ?? fallback;
 }
 
 async function loadCifar(

@@ -3,6 +3,7 @@
 // labels 1..10 where 10 is the digit 0. In memory: NHWC uint8 and labels 0..9, as CIFAR.
 import * as path from 'path';
 import { UserError } from '../errors';
+import { assertFitsInMemory } from '../engine/safe-read';
 import { readMatFile, type MatArray } from './mat';
 import type { Split } from './types';
 
@@ -88,6 +89,7 @@ export async function readSvhnFiles(files: string[]): Promise<Split> {
   const parts: { images: Uint8Array; labels: Int32Array; n: number }[] = [];
   for (const file of files.slice(0, -1)) {
     const { x, y, n } = await readXy(file);
+    assertFitsInMemory(n * PIXELS, `storing the ${n} images of 'X'`, file);
     const labels = new Int32Array(n);
     labelsInto(y, n, file, labels, 0);
     const images = new Uint8Array(n * PIXELS);
@@ -98,6 +100,7 @@ export async function readSvhnFiles(files: string[]): Promise<Split> {
   const last = await readXy(lastFile);
   const first = parts.reduce((a, p) => a + p.n, 0);
   const n = first + last.n;
+  assertFitsInMemory(n * PIXELS, `storing the ${n} images of ${files.map((f) => path.basename(f)).join(', ')}`, lastFile);
   const images = new Uint8Array(n * PIXELS);
   const labels = new Int32Array(n);
   let at = 0;

@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import { UserError } from '../errors';
+import { makeDirs, statRegularFile } from '../engine/safe-read';
 
 const BLOCK = 512;
 
@@ -67,7 +68,9 @@ export interface ExtractOptions {
 
 /** Extracts a .tgz (or plain .tar) into `dest`; returns the entry names written. */
 export async function extractTar(archive: string, dest: string, opts: ExtractOptions = {}): Promise<string[]> {
-  const total = (await fs.promises.stat(archive)).size;
+  const st = statRegularFile(archive, 'archive');
+  if (!st) throw new UserError('file not found', archive);
+  const total = st.size;
   const head = Buffer.alloc(2);
   const fd = await fs.promises.open(archive, 'r');
   try {
@@ -154,7 +157,7 @@ export async function extractTar(archive: string, dest: string, opts: ExtractOpt
           collectKind = type;
         } else if ((type === '0' || type === '7') && (!opts.filter || opts.filter(name))) {
           const target = safeJoin(dest, name, archive);
-          await fs.promises.mkdir(path.dirname(target), { recursive: true });
+          makeDirs(path.dirname(target));
           out = await fs.promises.open(target, 'w');
           current = name;
           if (size === 0) {

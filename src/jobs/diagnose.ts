@@ -2,6 +2,7 @@
 // examples of an opened run, after its evaluation. Writes eval/<report>-diagnostics.json and
 // .md, links them from the evaluation report, and keeps the finished checks in a state file so
 // an interrupted diagnosis continues with the next check.
+import { makeDirs } from '../engine/safe-read';
 import * as fs from 'fs';
 import * as path from 'path';
 import { createHash } from 'crypto';
@@ -71,7 +72,7 @@ export async function diagnose(
     .update(JSON.stringify({ ckpt: ckpt.sidecar.files.weights.sha256, n, eps: req.eps, seed: req.seed, batchSize: req.batchSize, surrogate: surrogateDir, checks: req.checks ?? null }))
     .digest('hex')
     .slice(0, 16);
-  fs.mkdirSync(layout.evalDir, { recursive: true });
+  makeDirs(layout.evalDir);
   const evalBase = opts.evalReportFile ? path.basename(opts.evalReportFile, '.json') : null;
   // The same diagnosis of the same evaluation again: its report as it is.
   if (evalBase) {

@@ -2,6 +2,7 @@
 // set in batches and keeps per-example results in a state file, so an interrupted evaluation
 // (Ctrl-C, even in the middle of a 200-step CW) continues where it stopped. The same request
 // on the same checkpoint twice reuses the first report instead of writing a second one.
+import { makeDirs } from '../engine/safe-read';
 import * as fs from 'fs';
 import * as path from 'path';
 import { createHash } from 'crypto';
@@ -154,9 +155,11 @@ export async function evaluate(run: OpenedRun, req: EvalRequest, opts: EvalOptio
   const key = requestKey(ckpt.sidecar.files.weights.sha256, attacks, params, req, n);
   const maskApplied = run.evalMask !== null;
 
-  fs.mkdirSync(layout.evalDir, { recursive: true });
-  // Temp files of an evaluation killed mid-write (their writer's pid is gone).
-  removeStaleTempFiles(layout.evalDir);
+  onDisk(layout.evalDir, () => {
+    makeDirs(layout.evalDir);
+    // Temp files of an evaluation killed mid-write (their writer's pid is gone).
+    removeStaleTempFiles(layout.evalDir);
+  });
   // An unfinished evaluation of this request is continued first (it is the same computation);
   // else an identical finished one is reused unless `fresh`.
   const statePath = path.join(layout.evalDir, `.state-${key}.json`);
@@ -251,7 +254,7 @@ export async function evaluate(run: OpenedRun, req: EvalRequest, opts: EvalOptio
       tb?.close();
     }
   }
-  fs.rmSync(statePath, { force: true });
+  onDisk(layout.evalDir, () => fs.rmSync(statePath, { force: true }));
   opts.progress?.onDone?.(report, files, false);
   return { report, files, interrupted: false, reused: false };
 }
@@ -281,6 +284,17 @@ export async function evaluateRun(req: { runDir: string } & Partial<EvalRequest>
     return await evaluate(run, evalRequestFromConfig(run.cfg, over), opts);
   } finally {
     run.dispose();
+  }
+}
+
+/** A file-system step of the evaluation: a full, read-only or missing disk is bad environment (exit 2), not a bug. */
+function onDisk(dir: string, step: () => void): void {
+  try {
+    step();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (err instanceof UserError || typeof code !== 'string') throw err;
+    throw new UserError(`cannot use the evaluation folder (${code}); free space or fix the folder, then run the same command again`, dir);
   }
 }
 

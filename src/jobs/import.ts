@@ -15,7 +15,7 @@ import * as path from 'path';
 import { createHash } from 'crypto';
 import { z } from 'zod';
 import { tf } from '../engine/tf';
-import { loadConfig } from '../config/load';
+import { loadConfig, MAX_CONFIG_BYTES } from '../config/load';
 import type { ExperimentConfig } from '../config/schema';
 import { UserError } from '../errors';
 import type { Model, NamedParam } from '../models/types';
@@ -28,6 +28,7 @@ import { createRunLogger } from '../runs/logger';
 import { runLayout } from '../runs/run-dir';
 import { IMPORT_FORMAT, importedFilePath, type ImportedFile } from '../runs/imported-file';
 import { openRun } from './open-run';
+import { MAX_BUFFER_BYTES, readFileBounded } from '../engine/safe-read';
 
 /** Kept in the checkpoint sidecar's trainer state of an imported run. */
 export const importRecordSchema = z.object({ source: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict();
@@ -72,7 +73,8 @@ export function readWeightsFile(file: string): { buf: Buffer; decoded: DecodedSa
   let buf: Buffer;
   try {
     if (fs.statSync(file).isDirectory()) throw new UserError('expected a .safetensors file, found a directory', file);
-    buf = fs.readFileSync(file);
+    // A pipe or device is refused; the size is checked before a byte is allocated.
+    buf = readFileBounded(file, { maxBytes: MAX_BUFFER_BYTES, what: 'weights file' });
   } catch (err) {
     if (err instanceof UserError) throw err;
     throw new UserError(`cannot read the weights file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, file);
@@ -260,7 +262,7 @@ export async function importWeights(req: ImportRequest): Promise<ImportResult> {
           globalStep: 0,
           rngState: {},
           configHash: configHash(cfg),
-          configFileSha256: sha256(fs.readFileSync(layout.config)),
+          configFileSha256: sha256(readFileBounded(layout.config, { maxBytes: MAX_CONFIG_BYTES, what: 'config' })),
           metrics: {},
           state: { optimizerStarted: false, bestTestAcc: -1, accumulator: null, forced: [], imported: record },
         },

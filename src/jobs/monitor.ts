@@ -8,7 +8,7 @@
 // Records are appended as they happen; on resume the lines past the checkpoint are dropped, so
 // a resumed run has the same lines as an uninterrupted one. Nothing here changes the model or
 // the training randomness.
-import * as fs from 'fs';
+import { appendRegular } from '../engine/safe-read';
 import * as path from 'path';
 import { tf } from '../engine/tf';
 import { Rng } from '../engine/rng';
@@ -111,7 +111,7 @@ export class TrainingMonitor {
     }
     const total = cfg.train.epochs * stepsPerEpoch;
     const rec: InfoPlaneRecord = { step, epoch: step / stepsPerEpoch, progress: total > 0 ? step / total : 0, n: this.m, hx, hy };
-    fs.appendFileSync(path.join(this.a.runDir, INFO_PLANE_FILE), JSON.stringify(rec) + '\n');
+    appendRegular(path.join(this.a.runDir, INFO_PLANE_FILE), JSON.stringify(rec) + '\n', 'information-plane record file');
     this.a.tensorboard?.infoPlane(rec);
     this.lastInfoStep = step;
   }
@@ -144,7 +144,7 @@ export class TrainingMonitor {
         clean_acc: clean / this.m,
         adv_acc: adv / this.m,
       };
-      fs.appendFileSync(path.join(this.a.runDir, ADV_CURVE_FILE), JSON.stringify(rec) + '\n');
+      appendRegular(path.join(this.a.runDir, ADV_CURVE_FILE), JSON.stringify(rec) + '\n', 'adversarial-curve record file');
       this.a.tensorboard?.advCurve(rec);
     } finally {
       tf.dispose([x, y, yOneHot]);

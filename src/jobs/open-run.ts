@@ -22,7 +22,7 @@ import { parseAttackParams } from '../attacks/params';
 import { targetFromModel } from '../attacks/target';
 import type { AttackTarget } from '../attacks/types';
 import { constantMaskHook } from '../ib/hooks';
-import { createRunDir, runLayout, type RunLayout } from '../runs/run-dir';
+import { checkRunDirShape, createRunDir, runLayout, type RunLayout } from '../runs/run-dir';
 import { writeFileAtomic } from '../runs/atomic';
 import { checkpointPaths, loadCheckpoint, sidecarPath, type CheckpointSidecar, type OptimizerSlot } from '../runs/checkpoint';
 
@@ -106,7 +106,7 @@ export function checkConfigAttacks(cfg: ExperimentConfig): void {
     try {
       parseAttackParams(attack.name, attack.paramsSchema, params);
     } catch (err) {
-      if (err instanceof UserError) throw new UserError(err.message.replace(/^attack parameter [^:]+: /, ''), undefined, `eval.params.${err.where ?? name}`);
+      if (err instanceof UserError) throw new UserError(err.detail.replace(/^attack parameter [^:]+: /, ''), undefined, `eval.params.${err.where ?? name}`);
       throw err;
     }
   }
@@ -170,6 +170,8 @@ export async function openRun(req: OpenRunRequest, opts: OpenRunOptions = {}): P
     if (!fs.existsSync(req.runDir)) throw new UserError('no such run directory', req.runDir);
     if (!fs.statSync(req.runDir).isDirectory()) throw new UserError('not a run directory (a file, not a folder)', req.runDir);
     if (!fs.existsSync(layout.config)) throw new UserError('not a run directory (config.yaml missing)', req.runDir);
+    // Its folders are folders and its files regular files, before any of them is read.
+    checkRunDirShape(layout);
     configFile = layout.config;
     cfg = loadConfig(layout.config);
   }

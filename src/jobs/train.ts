@@ -9,7 +9,9 @@ import { z } from 'zod';
 import { tf } from '../engine/tf';
 import type { BackendInfo } from '../engine/backend';
 import type { ExperimentConfig } from '../config/schema';
+import { MAX_CONFIG_BYTES } from '../config/load';
 import { UserError } from '../errors';
+import { readFileBounded } from '../engine/safe-read';
 import { trainBatches, testBatches, toTensors, stepsPerEpoch, type Batch, type Split } from '../data';
 import type { Model } from '../models/types';
 import { correctCount } from '../train/objectives/losses';
@@ -91,7 +93,8 @@ function emptyAccumulator(): EpochAccumulator {
 const resumeStateSchema = z
   .object({
     optimizerStarted: z.boolean(),
-    bestTestAcc: z.number(),
+    /** -1 before the first epoch's test; an accuracy otherwise. */
+    bestTestAcc: z.number().min(-1).max(1),
     /** Partial sums of the epoch in progress (mid-epoch checkpoints only). */
     accumulator: accumulatorSchema.nullable(),
     /** `--force` resumes with a changed config.yaml, in order. */
@@ -105,7 +108,7 @@ const resumeStateSchema = z
 type ResumeState = z.infer<typeof resumeStateSchema>;
 
 function sha256File(file: string): string {
-  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  return createHash('sha256').update(readFileBounded(file, { maxBytes: MAX_CONFIG_BYTES, what: 'config' })).digest('hex');
 }
 
 /**
@@ -126,9 +129,24 @@ function validateResume(run: OpenedRun, sidecar: CheckpointSidecar, perEpoch: nu
   if (sidecar.step > 0 && (sidecar.epoch === cfg.train.epochs || !state.accumulator)) {
     throw new UserError('a mid-epoch checkpoint must lie inside the training and carry the epoch sums', file, 'state.accumulator');
   }
+  const acc = sidecar.step > 0 ? state.accumulator : null;
+  if (acc) {
+    // The sums cover exactly the steps done in this epoch (each trained or skipped as non-finite).
+    if (acc.steps + acc.nanSkipped !== sidecar.step) {
+      throw new UserError(`the epoch sums count ${acc.steps} trained and ${acc.nanSkipped} skipped steps, but the checkpoint is at step ${sidecar.step}`, file, 'state.accumulator.steps');
+    }
+    if (acc.seen > acc.steps * cfg.train.batchSize || acc.correct > acc.seen) {
+      throw new UserError(`the epoch sums claim ${acc.correct} correct of ${acc.seen} seen in ${acc.steps} steps of ${cfg.train.batchSize}`, file, 'state.accumulator');
+    }
+  }
+  if (sidecar.globalStep > sidecar.epoch * perEpoch + sidecar.step) {
+    throw new UserError(`global step ${sidecar.globalStep} is beyond epoch ${sidecar.epoch} step ${sidecar.step} (${perEpoch} steps per epoch)`, file, 'globalStep');
+  }
   const layout = run.layout!;
   let forcedNow: ResumeState['forced'][number] | null = null;
-  const changed = sidecar.configFileSha256 !== undefined && sidecar.configFileSha256 !== sha256File(layout.config);
+  const fileSha = sha256File(layout.config);
+  // The file's own hash when the checkpoint has it; else (older checkpoints) the resolved config's.
+  const changed = sidecar.configFileSha256 !== undefined ? sidecar.configFileSha256 !== fileSha : sidecar.configHash !== configHash(cfg);
   if (changed) {
     if (!force) {
       throw new UserError(
@@ -137,7 +155,7 @@ function validateResume(run: OpenedRun, sidecar: CheckpointSidecar, perEpoch: nu
         layout.config,
       );
     }
-    forcedNow = { at: new Date().toISOString(), checkpointConfig: sidecar.configFileSha256!, runConfig: sha256File(layout.config) };
+    forcedNow = { at: new Date().toISOString(), checkpointConfig: sidecar.configFileSha256 ?? sidecar.configHash, runConfig: fileSha };
   }
   return { state, forcedNow };
 }
@@ -282,8 +300,21 @@ async function openSession(req: TrainRequest): Promise<{ session: Session; sidec
       state: { optimizerStarted: false, bestTestAcc: -1, accumulator: null, forced: [] },
       forcedNow: null,
     };
-    if (sidecar) resume = validateResume(run, sidecar, perEpoch, Boolean(req.force));
-    else if (req.resumeDir) onNote(`no checkpoint in ${run.layout!.checkpoints} yet: starting this run from the beginning`);
+    if (sidecar) {
+      resume = validateResume(run, sidecar, perEpoch, Boolean(req.force));
+      // The optimizer slots must fit this model too: checked (and loaded) before anything is
+      // written. An optimizer that never stepped has nothing to restore (an imported run saves no slots).
+      const slots = run.checkpoint?.optimizerState ?? [];
+      if (resume.state.optimizerStarted || slots.length > 0) {
+        try {
+          stepper.optimizer.importState(slots, resume.state.optimizerStarted);
+        } catch (err) {
+          if (err instanceof UserError) throw err;
+          const c = run.checkpoint!;
+          throw new UserError(`the optimizer state does not fit the model: ${(err as Error).message}`, sidecar.files.optimizer ? path.join(c.dir, sidecar.files.optimizer.file) : sidecarPath(c.dir, c.tag));
+        }
+      }
+    } else if (req.resumeDir) onNote(`no checkpoint in ${run.layout!.checkpoints} yet: starting this run from the beginning`);
     // Fine-tuning: the starting weights come from another run's checkpoint, loaded (and checked
     // against this model) before the run directory exists. A resumed run's checkpoint has them.
     let initFrom = resume.state.initFrom;
@@ -299,16 +330,10 @@ async function openSession(req: TrainRequest): Promise<{ session: Session; sidec
     const layout = run.createDir();
     lock = acquireRunLock(layout);
     if (sidecar) repairCheckpointDir(layout.checkpoints);
-    // An optimizer that never stepped has nothing to restore (an imported run saves no slots).
-    const slots = run.checkpoint?.optimizerState ?? [];
-    if (sidecar && (resume.state.optimizerStarted || slots.length > 0)) stepper.optimizer.importState(slots, resume.state.optimizerStarted);
     const completed = sidecar ? sidecar.epoch : 0;
     const metrics = MetricsWriter.open(layout, { columns: [...EPOCH_COLUMNS], truncateAfterEpoch: completed });
     log = createRunLogger(layout);
     const hash = configHash(cfg);
-    if (sidecar && sidecar.configFileSha256 === undefined && sidecar.configHash !== hash) {
-      log.warn({ saved: sidecar.configHash, now: hash }, 'config hash differs from the checkpoint (written by an older ibrar; config.yaml may have changed)');
-    }
     if (resume.forcedNow) log.warn({ ...resume.forcedNow }, 'resumed with --force although config.yaml changed since the checkpoint');
     const session: Session = {
       run,

@@ -5,6 +5,7 @@
 // U(−b, b) with b = gain·√(3/fan_in), gain = √(2/(1+a²)) = √(1/3), so b = 1/√fan_in; the bias
 // is U(−1/√fan_in, 1/√fan_in) too. fan_in = in_channels·kh·kw (conv) or in_features (linear).
 // The IB-RAR models never call `_initialize_weights` (docs/method.md §0), so this is their init.
+import { scaledChannels } from '../config/facts';
 import { tf } from '../engine/tf';
 import type { Rng } from '../engine/rng';
 import type { NamedParam, ParamKind } from './types';
@@ -69,5 +70,5 @@ export function countTrainable(params: readonly NamedParam[]): number {
 
 /** Channels after a width multiplier: round, at least 1. */
 export function scaled(channels: number, width: number): number {
-  return Math.max(1, Math.round(channels * width));
+  return scaledChannels(channels, width);
 }

@@ -33,11 +33,10 @@ const STAGES = [
 ];
 const BLOCKS_PER_STAGE = 2;
 
-export const RESNET18_TAPS = [
-  'conv1',
-  ...STAGES.flatMap((_, s) => Array.from({ length: BLOCKS_PER_STAGE }, (_, i) => `layer${s + 1}.${i}`)),
-  'pool',
-] as const;
+import { RESNET18_TAPS } from '../config/facts';
+
+/** Tap names (the table lives in config/facts.ts, where config validation reads it too). */
+export { RESNET18_TAPS };
 
 class BasicBlock {
   private readonly conv1: Conv2d;

@@ -15,7 +15,10 @@ import { BatchNorm, Conv2d, Linear, applyChannelMask, canPool2, globalAvgPool, m
 import { ParamBuilder, scaled } from './params';
 import { checkCommonOptions, createModel } from './model';
 
-export const SMALL_CNN_TAPS = ['conv1', 'conv2', 'conv3', 'fc1'] as const;
+import { SMALL_CNN_TAPS } from '../config/facts';
+
+/** Tap names (the table lives in config/facts.ts, where config validation reads it too). */
+export { SMALL_CNN_TAPS };
 
 export function buildSmallCnn(opts: ModelOptions, rng: Rng): Model {
   checkCommonOptions('small-cnn', opts);

@@ -25,7 +25,10 @@ import { checkCommonOptions, createModel } from './model';
 const BLOCKS = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]];
 const FC = 4096;
 
-export const VGG16_TAPS = ['block1', 'block2', 'block3', 'block4', 'block5', 'fc1', 'fc2'] as const;
+import { VGG16_TAPS } from '../config/facts';
+
+/** Tap names (the table lives in config/facts.ts, where config validation reads it too). */
+export { VGG16_TAPS };
 
 export function buildVgg16(opts: ModelOptions, rng: Rng): Model {
   checkCommonOptions('vgg16', opts);

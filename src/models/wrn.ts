@@ -30,20 +30,19 @@ import { UserError } from '../errors';
 import type { Model, ModelOptions } from './types';
 import { BatchNorm, Conv2d, Dropout, Linear, applyChannelMask, globalAvgPool, relu } from './layers';
 import { ParamBuilder } from './params';
+import { wrnBlocks, wrnTaps } from '../config/facts';
 import { checkCommonOptions, createModel } from './model';
 
 /** Blocks per group for a given depth (6n + 4). */
 export function wrnBlocksPerGroup(depth: number): number {
-  if (!Number.isInteger(depth) || depth < 10 || (depth - 4) % 6 !== 0) {
-    throw new UserError(`wrn: model.depth must be 6n+4 with n ≥ 1 (10, 16, 22, 28, …), got ${depth}`);
-  }
-  return (depth - 4) / 6;
+  const n = wrnBlocks(depth);
+  if (n === null) throw new UserError(`wrn: model.depth must be 6n+4 with n ≥ 1 (10, 16, 22, 28, …), got ${depth}`);
+  return n;
 }
 
+/** Tap names for a depth (the rule lives in config/facts.ts, where config validation reads it too). */
 export function wrnTapNames(depth: number): string[] {
-  const n = wrnBlocksPerGroup(depth);
-  const blocks = [1, 2, 3].flatMap((g) => Array.from({ length: n }, (_, i) => `layer${g}.${i}`));
-  return ['conv1', ...blocks, 'pool'];
+  return wrnTaps(wrnBlocksPerGroup(depth));
 }
 
 class WideBasic {

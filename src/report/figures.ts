@@ -6,6 +6,7 @@
 //   eps         eval/*.json: accuracy against ε at each attack's configured steps
 // Several runs can be overlaid (curves, steps, eps); the figure goes to the first run's
 // figures/ folder unless another is given.
+import { makeDirs } from '../engine/safe-read';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { ExperimentConfig } from '../config/schema';
@@ -275,7 +276,7 @@ export function figurePath(outDir: string, kind: FigureKind): string {
 }
 
 export function writeFigure(outDir: string, kind: FigureKind, svg: string): string {
-  fs.mkdirSync(outDir, { recursive: true });
+  makeDirs(outDir);
   const file = figurePath(outDir, kind);
   writeFileAtomic(file, svg);
   return file;

@@ -1,4 +1,5 @@
 // `ibrar report`: runs → aggregated paper-style tables in four formats.
+import { makeDirs } from '../engine/safe-read';
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic, writeJsonAtomic } from '../runs/atomic';
@@ -106,7 +107,7 @@ export function writeReport(req: ReportRequest): { table: ReportTable; files: st
   const table = buildReportTable(req);
   if (table.rows.length === 0) throw new UserError('no runs to report');
   const outDir = path.resolve(req.outDir ?? path.join('reports', runTimestamp(new Date())));
-  fs.mkdirSync(outDir, { recursive: true });
+  makeDirs(outDir);
   const files = ['report.md', 'report.tex', 'report.csv', 'report.json'].map((f) => path.join(outDir, f));
   writeFileAtomic(files[0], tableMarkdown(table, outDir));
   writeFileAtomic(files[1], tableLatex(table));

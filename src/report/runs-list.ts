@@ -21,6 +21,7 @@ import { runLayout } from '../runs/run-dir';
 import type { EvalReport } from '../runs/eval-report';
 import { findRunDirs, readEvalFiles, readRunConfig, type EvalFile } from './runs';
 import { formatEps } from './eval-tables';
+import { MIB, openRegularFile, readTextBoundedOrNull } from '../engine/safe-read';
 
 export const RUN_STATUSES = ['running', 'failed', 'imported', 'finished', 'interrupted'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -62,8 +63,8 @@ interface SidecarPosition {
 /** Epoch and step of `checkpoints/last.json` (plain JSON: listing runs loads no tensors). */
 function lastPosition(runDir: string): SidecarPosition | null {
   try {
-    const v = JSON.parse(fs.readFileSync(path.join(runLayout(runDir).checkpoints, 'last.json'), 'utf8')) as Record<string, unknown>;
-    if (typeof v.epoch !== 'number' || typeof v.step !== 'number') return null;
+    const v = JSON.parse(readTextBoundedOrNull(path.join(runLayout(runDir).checkpoints, 'last.json'), { maxBytes: 64 * MIB, what: 'checkpoint sidecar' }) ?? 'null') as Record<string, unknown>;
+    if (!v || typeof v.epoch !== 'number' || typeof v.step !== 'number') return null;
     const state = v.state as Record<string, unknown> | undefined;
     return { epoch: v.epoch, step: v.step, imported: Boolean(state && typeof state === 'object' && state.imported) };
   } catch {
@@ -74,14 +75,16 @@ function lastPosition(runDir: string): SidecarPosition | null {
 /** The last complete line of log.jsonl, parsed (null when absent or not JSON). */
 export function lastLogLine(runDir: string): Record<string, unknown> | null {
   const file = runLayout(runDir).log;
-  let fd: number;
+  // Never blocks: a FIFO or device in place of the log is refused, not opened.
+  let opened: { fd: number; size: number } | null;
   try {
-    fd = fs.openSync(file, 'r');
+    opened = openRegularFile(file, { maxBytes: Number.MAX_SAFE_INTEGER, what: 'run log' });
   } catch {
     return null;
   }
+  if (!opened) return null;
+  const { fd, size } = opened;
   try {
-    const size = fs.fstatSync(fd).size;
     const len = Math.min(size, 1 << 16);
     const buf = Buffer.alloc(len);
     fs.readSync(fd, buf, 0, len, size - len);
@@ -103,11 +106,11 @@ export function lastLogLine(runDir: string): Record<string, unknown> | null {
 export function lockHolder(runDir: string): string | null {
   let info: { pid?: unknown; host?: unknown };
   try {
-    info = JSON.parse(fs.readFileSync(runLayout(runDir).lock, 'utf8')) as typeof info;
+    info = JSON.parse(readTextBoundedOrNull(runLayout(runDir).lock, { maxBytes: 64 * 1024, what: 'run lock' }) ?? 'null') as typeof info;
   } catch {
     return null;
   }
-  if (typeof info.pid !== 'number' || typeof info.host !== 'string') return null;
+  if (!info || typeof info.pid !== 'number' || typeof info.host !== 'string') return null;
   if (info.host !== os.hostname()) return `pid ${info.pid} on ${info.host}`;
   return pidAlive(info.pid) ? `pid ${info.pid}` : null;
 }

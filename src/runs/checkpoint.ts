@@ -21,11 +21,14 @@ import { createHash } from 'crypto';
 import { z } from 'zod';
 import { tf } from '../engine/tf';
 import { UserError } from '../errors';
+import { makeDirs, MIB, readFileBounded, readTextBoundedOrNull, statRegularFile } from '../engine/safe-read';
 import type { NamedParam, ParamKind } from '../models/types';
 import { decodeSafetensors, encodeSafetensors, type NamedSafeTensor, type SafeTensor } from './safetensors';
 import { fsyncDir, removeStaleTempFiles, tempPathFor, writeFileAtomic, writeJsonAtomic } from './atomic';
 
 export const CHECKPOINT_FORMAT = 'ibrar-checkpoint/1';
+/** A sidecar holds names, numbers and a channel mask: far below this. */
+export const MAX_SIDECAR_BYTES = 16 * MIB;
 
 const u32 = z.number().int().min(0).max(0xffffffff);
 const fileRef = z
@@ -242,7 +245,7 @@ type SidecarBody = Omit<CheckpointSidecar, 'format' | 'tag' | 'files'>;
 const COMMITTED_RE = (tag: string) => new RegExp(`^${tag}\\.[0-9a-f]{12}(\\.optim)?\\.safetensors$`);
 
 function commit(dir: string, tag: string, weightsBuf: Buffer, optimBuf: Buffer | null, body: SidecarBody): CheckpointSidecar {
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   removeStaleTempFiles(dir, (target) => target.startsWith(`${tag}.`));
   const ref = (buf: Buffer, suffix: string): CheckpointFileRef => {
     const hash = sha256(buf);
@@ -327,21 +330,16 @@ function linkAtomic(src: string, dst: string): void {
 export function readCheckpointSidecar(dir: string, tag: string): CheckpointSidecar {
   checkTag(tag);
   const file = sidecarPath(dir, tag);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      const orphan = fs.existsSync(checkpointPaths(dir, tag).weights);
-      throw new UserError(
-        orphan
-          ? `no checkpoint '${tag}': the sidecar is missing although ${tag}.safetensors exists (it was deleted or moved: without it the data cannot be verified)`
-          : `no checkpoint '${tag}' in ${dir}`,
-        file,
-      );
-    }
-    throw new UserError(`cannot read checkpoint sidecar (${(err as Error).message})`, file);
+  // Bounded: a regular file of at most MAX_SIDECAR_BYTES, never a pipe or a device.
+  const text = readTextBoundedOrNull(file, { maxBytes: MAX_SIDECAR_BYTES, what: 'checkpoint sidecar' });
+  if (text === null) {
+    const orphan = fs.existsSync(checkpointPaths(dir, tag).weights);
+    throw new UserError(
+      orphan
+        ? `no checkpoint '${tag}': the sidecar is missing although ${tag}.safetensors exists (it was deleted or moved: without it the data cannot be verified)`
+        : `no checkpoint '${tag}' in ${dir}`,
+      file,
+    );
   }
   let raw: unknown;
   try {
@@ -361,15 +359,12 @@ export function readCheckpointSidecar(dir: string, tag: string): CheckpointSidec
 /** Read a file the sidecar names and check its size and SHA-256. */
 function readVerified(dir: string, ref: CheckpointFileRef, sidecarFile: string): Buffer {
   const file = path.join(dir, ref.file);
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (err) {
-    throw new UserError(`checkpoint file named by ${path.basename(sidecarFile)} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, file);
-  }
-  if (buf.length !== ref.bytes) {
-    throw new UserError(`file is ${buf.length} bytes, the sidecar records ${ref.bytes}: truncated or replaced`, file);
-  }
+  // The size is checked from the file's stat before anything is read: the read is bounded by
+  // what the sidecar records (and refuses pipes and devices).
+  const st = statRegularFile(file, 'checkpoint file');
+  if (!st) throw new UserError(`checkpoint file named by ${path.basename(sidecarFile)} cannot be read (ENOENT)`, file);
+  if (st.size !== ref.bytes) throw new UserError(`file is ${st.size} bytes, the sidecar records ${ref.bytes}: truncated or replaced`, file);
+  const buf = readFileBounded(file, { maxBytes: ref.bytes, what: 'checkpoint file' });
   const got = sha256(buf);
   if (got !== ref.sha256) {
     throw new UserError(`SHA-256 ${got} does not match the sidecar's ${ref.sha256}: the file is corrupt or was modified`, file);

@@ -1,7 +1,7 @@
 // What the gradient-masking diagnostics write (eval/<time>-diagnostics.json) and their state
 // while they run (eval/.diagnose-<key>.json: the finished checks, so an interrupted diagnosis
 // continues with the next check). Defined once as schemas.
-import * as fs from 'fs';
+import { MAX_STATE_FILE_BYTES, readTextBoundedOrNull } from '../engine/safe-read';
 import { z } from 'zod';
 import { writeJsonAtomic } from './atomic';
 
@@ -54,8 +54,9 @@ export type DiagnoseState = z.infer<typeof stateSchema>;
 /** The finished checks of an interrupted diagnosis with this key (anything unreadable: none). */
 export function readDiagnoseState(file: string, key: string, n: number): DiagnoseState['done'] {
   try {
-    if (!fs.lstatSync(file).isFile()) return [];
-    const s = stateSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+    const text = readTextBoundedOrNull(file, { maxBytes: MAX_STATE_FILE_BYTES, what: 'diagnosis state' });
+    if (text === null) return [];
+    const s = stateSchema.safeParse(JSON.parse(text));
     if (!s.success || s.data.key !== key || s.data.n !== n) return [];
     return s.data.done.filter((c) => !c.robust || c.robust.length === n);
   } catch {
@@ -69,7 +70,7 @@ export function writeDiagnoseState(file: string, state: DiagnoseState): void {
 
 export function readDiagnosticsReport(file: string): DiagnosticsReport | null {
   try {
-    const res = diagnosticsReportSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+    const res = diagnosticsReportSchema.safeParse(JSON.parse(readTextBoundedOrNull(file, { maxBytes: MAX_STATE_FILE_BYTES, what: 'diagnostics report' }) ?? 'null'));
     return res.success ? res.data : null;
   } catch {
     return null;

@@ -1,6 +1,6 @@
 // What an evaluation writes (eval/<timestamp>.json), defined once as a schema: the eval job
 // builds it, reports and figures read it back through `readEvalReport`.
-import * as fs from 'fs';
+import { MIB, readTextBoundedOrNull } from '../engine/safe-read';
 import { z } from 'zod';
 
 export const EVAL_FORMAT = 'ibrar-eval/1';
@@ -80,9 +80,7 @@ export type EvalReport = z.infer<typeof evalReportSchema>;
 /** An evaluation report, or null when the file is not one (or is damaged). */
 export function readEvalReport(file: string): EvalReport | null {
   try {
-    const st = fs.statSync(file);
-    if (!st.isFile() || st.size > 64 << 20) return null;
-    const res = evalReportSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+    const res = evalReportSchema.safeParse(JSON.parse(readTextBoundedOrNull(file, { maxBytes: 64 * MIB, what: 'evaluation report' }) ?? 'null'));
     return res.success ? res.data : null;
   } catch {
     return null;

@@ -3,13 +3,16 @@
 // (AutoAttack's state.py does the same). The file carries the SHA-256 of its own contents and
 // is checked against itself (lengths, batch count, label range) before it is trusted; a state
 // that fails any check is discarded and the evaluation starts over.
-import * as fs from 'fs';
 import { createHash } from 'crypto';
+import { UserError } from '../errors';
+import { readTextBoundedOrNull } from '../engine/safe-read';
 import { z } from 'zod';
 import { canonicalJson } from './config-hash';
 import { writeJsonAtomic } from './atomic';
 
 export const EVAL_STATE_FORMAT = 'ibrar-eval-state/1';
+/** The names freeReportBase gives reports (src/jobs/eval.ts): `yyyymmdd-hhmmss[-k]`. */
+const REPORT_BASE = /^\d{8}-\d{6}(-\d+)?$/;
 const MAX_STATE_BYTES = 256 << 20;
 
 const count = z.number().int().min(0);
@@ -60,23 +63,32 @@ export interface StateExpectations {
 
 /** The saved state when it exists and passes every check; otherwise why not (or null when absent). */
 export function readEvalState(file: string, want: StateExpectations): { state: EvalState } | { problem: string } | null {
-  let st: fs.Stats;
+  // Bounded (a regular file of at most MAX_STATE_BYTES, never a pipe or a device); anything
+  // unreadable is a state to discard, which the next write replaces.
+  let text: string | null;
   try {
-    st = fs.lstatSync(file);
-  } catch {
-    return null;
+    text = readTextBoundedOrNull(file, { maxBytes: MAX_STATE_BYTES, what: 'evaluation state' });
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    return { problem: err.detail };
   }
-  if (!st.isFile()) return { problem: 'not a regular file' };
-  if (st.size > MAX_STATE_BYTES) return { problem: `${st.size} bytes, more than a state can be` };
+  if (text === null) return null;
   let raw: unknown;
   try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (err) {
     return { problem: `not valid JSON (${(err as Error).message})` };
   }
   const outer = fileSchema.safeParse(raw);
   if (!outer.success) return { problem: 'not an evaluation state file' };
-  if (digest(outer.data.state) !== outer.data.sha256) return { problem: 'its contents do not match their SHA-256 (modified or damaged)' };
+  let sum: string;
+  try {
+    sum = digest(outer.data.state);
+  } catch {
+    // Nested too deeply to hash (or not JSON-shaped): no state of ours looks like that.
+    return { problem: 'not an evaluation state file' };
+  }
+  if (sum !== outer.data.sha256) return { problem: 'its contents do not match their SHA-256 (modified or damaged)' };
   const parsed = stateBodySchema.safeParse(outer.data.state);
   if (!parsed.success) return { problem: `invalid state: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}` };
   const s = parsed.data;
@@ -89,7 +101,15 @@ export function readEvalState(file: string, want: StateExpectations): { state: E
     if ((s.preds[a] ?? []).length !== done) return { problem: `${(s.preds[a] ?? []).length} predictions under ${a} for ${done} examples` };
     if (s.dist[a] && s.dist[a].length !== done) return { problem: `${s.dist[a].length} distances under ${a} for ${done} examples` };
   }
+  const wanted = new Set(want.attacks);
+  for (const rec of [s.preds, s.dist, s.seconds, s.extraSums]) {
+    const extra = Object.keys(rec).find((a) => !wanted.has(a));
+    if (extra !== undefined) return { problem: `records for ${extra}, which this evaluation does not run` };
+  }
   const outOfRange = (v: number) => v >= want.numClasses;
   if (s.clean.some(outOfRange) || Object.values(s.preds).some((p) => p.some(outOfRange))) return { problem: `a prediction outside 0..${want.numClasses - 1}` };
+  if (Object.values(s.dist).some((d) => d.some((v) => v !== null && !(v >= 0)))) return { problem: 'a negative perturbation norm' };
+  // The report's name is joined to the eval folder: a plain timestamped name only.
+  if (s.report && !REPORT_BASE.test(s.report.base)) return { problem: `report name '${s.report.base}' is not a timestamp (yyyymmdd-hhmmss[-k])` };
   return { state: s };
 }

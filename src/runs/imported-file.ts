@@ -3,6 +3,7 @@
 // as imported (its checkpoint sidecars say so too, in their trainer state).
 import * as fs from 'fs';
 import * as path from 'path';
+import { MAX_STATE_FILE_BYTES, readTextBoundedOrNull } from '../engine/safe-read';
 
 export const IMPORT_FORMAT = 'ibrar-import/1';
 export const IMPORTED_FILE = 'imported.json';
@@ -31,7 +32,7 @@ export function importedFilePath(runDir: string): string {
 /** The imported.json of a run, or null when it was not imported (or the file is damaged). */
 export function readImportedFile(runDir: string): ImportedFile | null {
   try {
-    const v = JSON.parse(fs.readFileSync(importedFilePath(runDir), 'utf8')) as ImportedFile;
+    const v = JSON.parse(readTextBoundedOrNull(importedFilePath(runDir), { maxBytes: MAX_STATE_FILE_BYTES, what: 'import record' }) ?? 'null') as ImportedFile;
     return v && v.format === IMPORT_FORMAT && typeof v.sha256 === 'string' ? v : null;
   } catch {
     return null;

@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import { randomBytes } from 'crypto';
+import { readTextBoundedOrNull } from '../engine/safe-read';
 import { UserError } from '../errors';
 import * as path from 'path';
 import { pidAlive, removeStaleTempFiles, tempPathFor } from './atomic';
@@ -32,7 +33,8 @@ const TAKEOVER_STALE_MS = 10_000;
 
 function readLock(file: string): LockInfo | null {
   try {
-    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<LockInfo>;
+    // Bounded and regular files only: a pipe or device under the lock's name is "unreadable".
+    const v = JSON.parse(readTextBoundedOrNull(file, { maxBytes: 64 * 1024, what: 'run lock' }) ?? '') as Partial<LockInfo>;
     if (typeof v.pid === 'number' && typeof v.host === 'string' && typeof v.token === 'string') {
       return { pid: v.pid, host: v.host, token: v.token, createdAt: String(v.createdAt ?? '') };
     }

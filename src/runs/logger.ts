@@ -2,6 +2,7 @@
 // log call has reached the OS when it returns: nothing is lost if the run crashes or calls
 // process.exit() right after logging (an async destination would drop its buffer).
 import pino from 'pino';
+import { checkWritableFile } from '../engine/safe-read';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -32,6 +33,8 @@ const ORDER: Record<LogLevel, number> = { trace: 10, debug: 20, info: 30, warn: 
 export function createRunLogger(target: string | { readonly log: string }, opts: RunLoggerOptions = {}): RunLogger {
   const level = opts.level ?? 'info';
   const filePath = typeof target === 'string' ? target : target.log;
+  // pino opens the path itself: a pipe there would block the open, a device swallow the log.
+  checkWritableFile(filePath, 'run log');
   const file = pino.destination({ dest: filePath, sync: true, append: true, mkdir: true });
   const streams: pino.StreamEntry[] = [];
   if (level !== 'silent') streams.push({ stream: file, level });

@@ -9,6 +9,7 @@
 // in the CSV (which pandas and spreadsheets read back as numbers).
 import * as fs from 'fs';
 import { UserError } from '../errors';
+import { checkWritableFile, MIB, openAppend, readTextBoundedOrNull } from '../engine/safe-read';
 import { writeFileAtomic } from './atomic';
 import { runLayout, type RunLayout } from './run-dir';
 
@@ -112,11 +113,19 @@ function parseJsonl(text: string, file: string): { records: MetricRecord[]; part
   return { records, partialTail };
 }
 
+/** A metrics file holds a line per epoch or evaluation: far below this. */
+export const MAX_METRICS_BYTES = 256 * MIB;
+
+/** A metrics file's text (bounded, regular files only); null when it does not exist. */
+function readMetricsText(file: string): string | null {
+  return readTextBoundedOrNull(file, { maxBytes: MAX_METRICS_BYTES, what: 'metrics file' });
+}
+
 /** All records of a run's metrics.jsonl (empty if it does not exist yet). */
 export function readMetrics(runDir: string): MetricRecord[] {
   const file = runLayout(runDir).metricsJsonl;
-  if (!fs.existsSync(file)) return [];
-  return parseJsonl(fs.readFileSync(file, 'utf8'), file).records;
+  const text = readMetricsText(file);
+  return text === null ? [] : parseJsonl(text, file).records;
 }
 
 export class MetricsWriter {
@@ -147,15 +156,22 @@ export class MetricsWriter {
     const layout = typeof run === 'string' ? runLayout(run) : run;
     const preferred = opts.columns ?? [];
     let columns: string[] | null = null;
-    if (fs.existsSync(layout.metricsCsv)) {
-      const header = parseCsv(fs.readFileSync(layout.metricsCsv, 'utf8'))[0];
+    // Both files are read (and checked) before either is rewritten.
+    const csvText = readMetricsText(layout.metricsCsv);
+    const jsonlText = readMetricsText(layout.metricsJsonl);
+    // Appending later opens them for writing: a pipe or device there is refused now, before anything changes.
+    checkWritableFile(layout.metricsCsv, 'metrics file');
+    checkWritableFile(layout.metricsJsonl, 'metrics file');
+    const csvRowsAll = csvText === null ? null : parseCsv(csvText);
+    if (csvRowsAll) {
+      const header = csvRowsAll[0];
       if (header && header.length > 0 && header.some((h) => h !== '')) columns = header;
     }
-    if (fs.existsSync(layout.metricsJsonl)) {
-      const { records, partialTail } = parseJsonl(fs.readFileSync(layout.metricsJsonl, 'utf8'), layout.metricsJsonl);
+    if (jsonlText !== null) {
+      const { records, partialTail } = parseJsonl(jsonlText, layout.metricsJsonl);
       const e = opts.truncateAfterEpoch;
       const kept = e === undefined ? records : records.filter((r) => typeof r.epoch === 'number' && r.epoch <= e);
-      const csvRows = columns ? parseCsv(fs.readFileSync(layout.metricsCsv, 'utf8')).length - 1 : -1;
+      const csvRows = columns && csvRowsAll ? csvRowsAll.length - 1 : -1;
       if (partialTail || kept.length !== records.length || csvRows !== records.length) {
         if (!columns && kept.length > 0) columns = MetricsWriter.columnsFor(preferred, kept[0]);
         writeFileAtomic(layout.metricsJsonl, kept.map(jsonLine).join(''));
@@ -186,7 +202,8 @@ export class MetricsWriter {
   }
 
   private appendText(file: string, text: string): void {
-    const fd = fs.openSync(file, 'a');
+    // Never blocks on a pipe, never writes into a device: regular files only.
+    const fd = openAppend(file, 'metrics file');
     try {
       fs.writeSync(fd, text);
       if (this.fsync) fs.fsyncSync(fd);

@@ -1,6 +1,7 @@
 // The files held-out monitoring writes into a run (`train.monitor`): the information plane
 // (info_plane.jsonl) and the adversarial accuracy per epoch (adv_curve.jsonl), one JSON record
 // per line, appended as they happen. Written by the training job, read by figures.
+import { MAX_STATE_FILE_BYTES, readTextBoundedOrNull } from '../engine/safe-read';
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from './atomic';
@@ -35,9 +36,10 @@ export const INFO_PLANE_FILE = 'info_plane.jsonl';
 export const ADV_CURVE_FILE = 'adv_curve.jsonl';
 
 function readJsonl<T>(file: string): T[] {
-  if (!fs.existsSync(file)) return [];
+  const text = readTextBoundedOrNull(file, { maxBytes: MAX_STATE_FILE_BYTES, what: 'record file' });
+  if (text === null) return [];
   const out: T[] = [];
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+  for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     try {
       out.push(JSON.parse(line) as T);

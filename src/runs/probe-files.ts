@@ -4,7 +4,7 @@
 //   <probeDir>/candidates/<id>/candidate.json one candidate's own record, written by whoever runs
 //                                             it (in-process or a worker process); authoritative
 // A re-run reads the candidate files, so work finished by a worker whose parent died is kept.
-import * as fs from 'fs';
+import { makeDirs, MAX_STATE_FILE_BYTES, readTextBoundedOrNull } from '../engine/safe-read';
 import * as path from 'path';
 import { writeJsonAtomic } from './atomic';
 
@@ -63,7 +63,7 @@ export function statePath(probeDir: string): string {
 
 export function readState(probeDir: string): ProbeState | null {
   try {
-    const s = JSON.parse(fs.readFileSync(statePath(probeDir), 'utf8')) as ProbeState;
+    const s = JSON.parse(readTextBoundedOrNull(statePath(probeDir), { maxBytes: MAX_STATE_FILE_BYTES, what: 'probe state' }) ?? 'null') as ProbeState;
     return s && s.format === 'ibrar-probe-state/1' && Array.isArray(s.candidates) ? s : null;
   } catch {
     return null;
@@ -81,7 +81,7 @@ export function candidateFile(probeDir: string, id: string): string {
 
 export function readCandidate(probeDir: string, id: string): CandidateRecord | null {
   try {
-    return JSON.parse(fs.readFileSync(candidateFile(probeDir, id), 'utf8')) as CandidateRecord;
+    return JSON.parse(readTextBoundedOrNull(candidateFile(probeDir, id), { maxBytes: MAX_STATE_FILE_BYTES, what: 'probe candidate record' }) ?? 'null') as CandidateRecord;
   } catch {
     return null;
   }
@@ -89,7 +89,7 @@ export function readCandidate(probeDir: string, id: string): CandidateRecord | n
 
 export function writeCandidate(probeDir: string, rec: CandidateRecord): void {
   const file = candidateFile(probeDir, rec.id);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  makeDirs(path.dirname(file));
   writeJsonAtomic(file, { ...rec, updatedAt: new Date().toISOString() });
 }
 

@@ -4,6 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { UserError } from '../errors';
+import { checkDirectory, checkWritableFile, makeDirs } from '../engine/safe-read';
 
 export interface RunLayout {
   dir: string;
@@ -32,6 +33,29 @@ export function runLayout(dir: string): RunLayout {
   };
 }
 
+/**
+ * An existing run directory's parts, before anything of it is read or written: its folders
+ * must be directories and its files regular files (or absent). A pipe, device or socket
+ * planted under a run file's name would block a read or an append, or swallow what is written.
+ */
+export function checkRunDirShape(layout: RunLayout): void {
+  if (!checkDirectory(layout.dir, 'run directory')) throw new UserError('no such run directory', layout.dir);
+  const dirs: Array<[string, string]> = [
+    [layout.checkpoints, 'checkpoints folder'],
+    [layout.evalDir, 'evaluation folder'],
+    [layout.figures, 'figures folder'],
+  ];
+  for (const [dir, what] of dirs) checkDirectory(dir, what);
+  const files: Array<[string, string]> = [
+    [layout.config, 'run config'],
+    [layout.metricsJsonl, 'metrics file'],
+    [layout.metricsCsv, 'metrics file'],
+    [layout.log, 'run log'],
+    [layout.lock, 'run lock'],
+  ];
+  for (const [file, what] of files) checkWritableFile(file, what);
+}
+
 /** Local-time `YYYYMMDD-HHMMSS`. */
 export function runTimestamp(now: Date): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
@@ -46,13 +70,14 @@ const MAX_SUFFIX = 10_000;
 
 function describeFsError(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
-  return e.code ? `${e.code}: ${e.message}` : String(err);
+  if (!e.code) return String(err);
+  return e.message.startsWith(e.code) ? e.message : `${e.code}: ${e.message}`;
 }
 
 /** Fail early, with a clear message, if `dir` cannot be written (creating it if needed). */
 export function assertWritableDir(dir: string, what: string): void {
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
   } catch (err) {
     throw new UserError(`cannot create the ${what} (${describeFsError(err)})`, dir);
   }
@@ -84,7 +109,7 @@ export function createRunDir(runsRoot: string, name: string, now: Date = new Dat
       throw new UserError(`cannot create the run directory (${describeFsError(err)})`, dir);
     }
     const layout = runLayout(dir);
-    for (const sub of [layout.checkpoints, layout.evalDir, layout.figures]) fs.mkdirSync(sub, { recursive: true });
+    for (const sub of [layout.checkpoints, layout.evalDir, layout.figures]) makeDirs(sub);
     return dir;
   }
   throw new UserError(`${MAX_SUFFIX} run directories named ${stamp} already exist`, parent);

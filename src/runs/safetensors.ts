@@ -49,6 +49,11 @@ const CTOR = {
 
 /** The reference reader's limit on the header size. */
 export const MAX_HEADER_BYTES = 100_000_000;
+/**
+ * Tensors per file, at most. A WRN-70-16 has under 1,000 parameters and buffers, a large
+ * language model a few thousand; a header listing more is refused before it is parsed.
+ */
+export const MAX_TENSORS = 1 << 14;
 
 export function dtypeBytes(dtype: Dtype): number {
   return BYTES[dtype];
@@ -130,29 +135,36 @@ export function encodeSafetensors(tensors: readonly NamedSafeTensor[], metadata?
 }
 
 /**
- * Names of the top-level keys of a JSON object text, in order, duplicates included
- * (JSON.parse silently keeps the last of a duplicated key). `text` must already parse.
+ * The top-level keys of a JSON object text, in order, duplicates included (JSON.parse
+ * silently keeps the last of a duplicated key), in one linear pass; null as soon as there
+ * are more than `max` besides `__metadata__` (the caller refuses the header unparsed). Safe on any text:
+ * an unterminated string ends the scan.
  */
-function topLevelKeys(text: string): string[] {
+function topLevelKeys(text: string, max: number): string[] | null {
   const keys: string[] = [];
   let depth = 0;
   let i = 0;
   let expectKey = false;
-  while (i < text.length) {
-    const c = text[i];
-    if (c === '"') {
+  const n = text.length;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
       let j = i + 1;
-      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      if (depth === 1 && expectKey) keys.push(JSON.parse(text.slice(i, j + 1)) as string);
+      while (j < n && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \\ */ ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        const key = text.slice(i, j + 1);
+        if (keys.length >= max && key !== '"__metadata__"') return null;
+        keys.push(key);
+      }
       expectKey = false;
       i = j + 1;
       continue;
     }
-    if (c === '{' || c === '[') {
+    if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       depth++;
-      expectKey = c === '{' && depth === 1;
-    } else if (c === '}' || c === ']') depth--;
-    else if (c === ',' && depth === 1) expectKey = true;
+      expectKey = c === 0x7b && depth === 1;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
+    else if (c === 0x2c /* , */ && depth === 1) expectKey = true;
     i++;
   }
   return keys;
@@ -192,6 +204,9 @@ export function decodeSafetensors(buf: Uint8Array, file: string): DecodedSafeten
   } catch {
     return fail('header is not valid UTF-8', 'byte 8');
   }
+  // Counted before parsing (one linear scan), so a header of a million entries costs a scan.
+  const rawKeys = topLevelKeys(text.trim(), MAX_TENSORS);
+  if (rawKeys === null) fail(`header lists more than ${MAX_TENSORS} entries; a checkpoint has at most ${MAX_TENSORS} tensors`, 'header');
   let header: unknown;
   try {
     header = JSON.parse(text);
@@ -199,9 +214,13 @@ export function decodeSafetensors(buf: Uint8Array, file: string): DecodedSafeten
     return fail(`header is not valid JSON (${(err as Error).message})`, 'header');
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header must be a JSON object', 'header');
-  const keys = topLevelKeys(text.trim());
-  const dup = keys.find((k, i) => keys.indexOf(k) !== i);
-  if (dup !== undefined) fail(`tensor name '${dup}' appears more than once in the header`, `tensor '${dup}'`);
+  // Duplicates by a Set (linear); the raw key texts are decoded only now that the JSON parsed.
+  const seen = new Set<string>();
+  for (const raw of rawKeys!) {
+    const k = JSON.parse(raw) as string;
+    if (seen.has(k)) fail(`tensor name '${k}' appears more than once in the header`, `tensor '${k}'`);
+    seen.add(k);
+  }
 
   const metadata: Record<string, string> = {};
   const entries: Entry[] = [];

@@ -10,6 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeJsonAtomic } from './atomic';
+import { MAX_STATE_FILE_BYTES, readTextBoundedOrNull } from '../engine/safe-read';
 
 export const SWEEP_STATE_FILE = 'sweep-state.json';
 export const SWEEP_DEF_FILE = 'sweep.yaml';
@@ -105,7 +106,7 @@ export function cellRecordPath(sweepDir: string, id: string): string {
 
 export function readSweepState(sweepDir: string): SweepState | null {
   try {
-    const s = JSON.parse(fs.readFileSync(path.join(sweepDir, SWEEP_STATE_FILE), 'utf8')) as SweepState;
+    const s = JSON.parse(readTextBoundedOrNull(path.join(sweepDir, SWEEP_STATE_FILE), { maxBytes: MAX_STATE_FILE_BYTES, what: 'sweep state' }) ?? 'null') as SweepState;
     return s && s.format === 'ibrar-sweep-state/1' && Array.isArray(s.cells) ? s : null;
   } catch {
     return null;
@@ -119,7 +120,7 @@ export function writeSweepState(sweepDir: string, state: SweepState): void {
 
 export function readCellRecord(sweepDir: string, id: string): CellRecord | null {
   try {
-    const r = JSON.parse(fs.readFileSync(cellRecordPath(sweepDir, id), 'utf8')) as CellRecord;
+    const r = JSON.parse(readTextBoundedOrNull(cellRecordPath(sweepDir, id), { maxBytes: MAX_STATE_FILE_BYTES, what: 'sweep cell record' }) ?? 'null') as CellRecord;
     return r && typeof r.status === 'string' && r.id === id ? r : null;
   } catch {
     return null;

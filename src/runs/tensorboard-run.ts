@@ -25,6 +25,7 @@ import { readEventScalars, TensorBoardWriter, type TensorBoardOpenOptions } from
 import { readMetrics, type MetricRecord } from './metrics';
 import { readAdvCurve, readInfoPlane, type AdvCurveRecord, type InfoPlaneRecord } from './monitor-files';
 import type { EvalReport } from './eval-report';
+import { MAX_BUFFER_BYTES, readFileBounded } from '../engine/safe-read';
 
 export const TENSORBOARD_DIR = 'tb';
 
@@ -131,7 +132,7 @@ export class RunTensorBoard {
     for (const file of eventFiles(runDir)) {
       let buf: Buffer;
       try {
-        buf = fs.readFileSync(file);
+        buf = readFileBounded(file, { maxBytes: MAX_BUFFER_BYTES, what: 'TensorBoard event file' });
       } catch {
         continue;
       }

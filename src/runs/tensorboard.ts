@@ -8,6 +8,7 @@
 // Crash safety: a record goes to the file in one write, so a killed process leaves whole
 // records plus at most one torn tail, and TensorBoard's reader stops cleanly before a torn
 // tail; flush() and close() fsync.
+import { makeDirs } from '../engine/safe-read';
 import { crc32c } from '@node-rs/crc32';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -98,7 +99,7 @@ export class TensorBoardWriter {
     let fd: number | null = null;
     let file = base;
     try {
-      fs.mkdirSync(dir, { recursive: true });
+      makeDirs(dir);
       for (let i = 0; fd === null; i++) {
         file = i === 0 ? base : `${base}.${i}`;
         try {

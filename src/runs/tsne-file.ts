@@ -1,5 +1,5 @@
 // What `plot --kind tsne` computes and draws from (figures/tsne.json), defined once.
-import * as fs from 'fs';
+import { MAX_STATE_FILE_BYTES, readTextBoundedOrNull } from '../engine/safe-read';
 import * as path from 'path';
 import { UserError } from '../errors';
 import { runLayout } from './run-dir';
@@ -32,7 +32,9 @@ export interface TsneData {
 export function readTsneData(runDir: string): TsneData {
   const file = path.join(runLayout(runDir).figures, TSNE_FILE);
   try {
-    const data = JSON.parse(fs.readFileSync(file, 'utf8')) as TsneData;
+    const text = readTextBoundedOrNull(file, { maxBytes: MAX_STATE_FILE_BYTES, what: 't-SNE data' });
+    if (text === null) throw new Error('ENOENT');
+    const data = JSON.parse(text) as TsneData;
     if (data.format !== 'ibrar-tsne/1') throw new Error('not a t-SNE file');
     return data;
   } catch (err) {

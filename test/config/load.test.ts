@@ -25,11 +25,11 @@ function expectUserError(fn: () => unknown, ...patterns: RegExp[]): void {
 
 test('defaults < YAML < --set, resolved in one place', () => {
   const file = writeYaml(MINIMAL + 'train:\n  epochs: 5\n');
-  const cfg = loadConfig(file, ['train.lr=0.1', 'ib.layers=[fc1, fc2]', 'eval.eps=8/255']);
+  const cfg = loadConfig(file, ['train.lr=0.1', 'ib.layers=[conv3, fc1]', 'eval.eps=8/255']);
   assert.equal(cfg.train.epochs, 5);
   assert.equal(cfg.train.lr, 0.1);
   assert.equal(cfg.train.batchSize, 100, 'schema default');
-  assert.deepEqual(cfg.ib.layers, ['fc1', 'fc2']);
+  assert.deepEqual(cfg.ib.layers, ['conv3', 'fc1']);
   assert.ok(Math.abs(cfg.eval.eps - 8 / 255) < 1e-12);
 });
 

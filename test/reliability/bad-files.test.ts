@@ -268,19 +268,25 @@ const evalArgCases: BadCase[] = (
     ['--n', '-5', /^expected a whole number ≥ 1, found -5/],
     ['--batch-size', '0', /^expected a whole number ≥ 1, found 0/],
     ['--steps', '2.5', /^expected a whole number ≥ 1, found 2\.5/],
-  ] as Array<[string, string, RegExp]>
-).map(([flag, value, expect]) => ({
+    // The RNG takes 32-bit seeds: 2^32 would repeat seed 0's evaluation.
+    ['--seed', '4294967296', /^expected a whole number in 0\.\.4294967295, found 4294967296$/],
+    // --param gets the bounds the same parameter has through --eps and the config.
+    ['--param', 'pgd.eps=5', /^ε is an L∞ budget on pixels in \[0, 1\]; write 8\/255, not 8$/, '--param pgd.eps'],
+    ['--param', 'apgd-ce.eps=8', /^ε is an L∞ budget on pixels in \[0, 1\]/, '--param apgd-ce.eps'],
+    ['--param', 'pgd.alpha=0', /^must be > 0/, '--param pgd.alpha'],
+  ] as Array<[string, string, RegExp, string?]>
+).map(([flag, value, expect, named]) => ({
   name: `eval ${flag} ${value}`,
   setup: (cwd: string) => {
     fs.cpSync(goodRun, path.join(cwd, 'run'), { recursive: true });
     return ['eval', '--run', path.join(cwd, 'run'), flag, value];
   },
-  file: () => flag,
+  file: () => named ?? flag,
   expect,
   untouched: (cwd: string) => path.join(cwd, 'run'),
 }));
 
-test('setup: two tiny trained runs (small-cnn at width 0.25 and 0.5)', { timeout: 60_000 }, async () => {
+test('setup: two tiny trained runs (small-cnn at width 0.25 and 0.5)', { timeout: 180_000 }, async () => {
   goodRun = (await train({ cfg: tinyConfig({ backend: 'cpu', train: { epochs: 1 } }) })).runDir;
   wideRun = (await train({ cfg: tinyConfig({ backend: 'cpu', model: { width: 0.5 }, train: { epochs: 1 } }) })).runDir;
 });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { tempDir } from '../helpers/configs';
-import { REPO_ROOT, hasStackTrace, runCli, snapshot, snapshotDiff } from './cli';
+import { REPO_ROOT, contentSnapshot, hasStackTrace, runCli, snapshot, snapshotDiff } from './cli';
 
 export interface BadCase {
   name: string;
@@ -27,6 +27,7 @@ export async function checkBadCase(c: BadCase, debug = false): Promise<string> {
   const args = c.setup(cwd);
   const watched = c.untouched?.(cwd);
   const before = watched ? snapshot(watched) : null;
+  const bytesBefore = watched ? contentSnapshot(watched) : null;
   const res = await runCli(debug ? [...args, '--debug'] : args, { cwd, timeoutMs: 60_000 });
   const where = `${c.name}: ibrar ${args.join(' ')}\n${res.stderr}`;
   assert.equal(res.code, 2, `exit code 2 for ${where}`);
@@ -45,6 +46,7 @@ export async function checkBadCase(c: BadCase, debug = false): Promise<string> {
   }
   assert.ok(!fs.existsSync(path.join(cwd, 'runs')), `no runs/ folder written for ${where}`);
   if (watched && before) assert.equal(snapshotDiff(before, snapshot(watched)), '', `${watched} unchanged for ${where}`);
+  if (watched && bytesBefore) assert.equal(snapshotDiff(bytesBefore, contentSnapshot(watched)), '', `${watched} byte-identical for ${where}`);
   fs.rmSync(cwd, { recursive: true, force: true });
   return first;
 }

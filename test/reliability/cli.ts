@@ -2,12 +2,14 @@
 // in child processes, wait for what it prints, and snapshot folders to prove nothing changed.
 import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
+import { createHash } from 'crypto';
 import * as path from 'path';
 import { REPO_ROOT } from '../helpers/golden';
 import { readMetrics } from '../../src/runs/metrics';
 
 export { REPO_ROOT };
-export const BIN = path.join(REPO_ROOT, 'bin', 'ibrar.js');
+/** The CLI under test; IBRAR_TEST_BIN runs the same cases against another build (e.g. main's, to see them fail there). */
+export const BIN = process.env.IBRAR_TEST_BIN ?? path.join(REPO_ROOT, 'bin', 'ibrar.js');
 /** The fault-injection preload (compiled next to this file). */
 export const FAULT_PRELOAD = path.join(__dirname, 'fault-preload.js');
 
@@ -116,6 +118,26 @@ export function snapshot(dir: string): Map<string, string> {
       const st = fs.statSync(p);
       out.set(path.relative(dir, p) + (e.isDirectory() ? '/' : ''), e.isDirectory() ? 'dir' : `${st.size} ${st.mtimeMs}`);
       if (e.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Relative path → SHA-256 of the bytes of every regular file under `dir` (special files: their kind). */
+export function contentSnapshot(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string): void => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.set(path.relative(dir, p), e.isFile() ? createHash('sha256').update(fs.readFileSync(p)).digest('hex') : 'special');
     }
   };
   walk(dir);

@@ -17,7 +17,7 @@ import { readCheckpointFiles, readCheckpointSidecar } from '../../src/runs/check
 import { runLayout } from '../../src/runs/run-dir';
 import { tinyConfig, tempDir } from '../helpers/configs';
 import { installFsFaults } from './fault-preload';
-import { exactMetrics, hasStackTrace, runCli, runDirsOf, snapshot, tinyYaml } from './cli';
+import { contentSnapshot, exactMetrics, hasStackTrace, runCli, runDirsOf, snapshot, tinyYaml } from './cli';
 
 const root = tempDir('ibrar-disk-');
 
@@ -138,4 +138,70 @@ test('ENOSPC through the CLI: exit 2, one message, no stack trace', { timeout: 6
   const resumed = await runCli(['train', '--resume', runDir]);
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.equal(exactMetrics(runDir).length, 3);
+});
+
+// ------------------------------------------------------------------ evaluation
+
+let evalRun = '';
+
+test('setup: a trained run to evaluate', { timeout: 180_000 }, async () => {
+  evalRun = (await train({ cfg: tinyConfig({ backend: 'cpu', train: { epochs: 1 } }) })).runDir;
+});
+
+const EVAL_ARGS = ['--attacks', 'fgsm', '--n', '32', '--batch-size', '16'];
+
+/** A copy of the trained run; everything but eval/ must stay byte-identical whatever the eval hits. */
+function evalCopy(name: string): { run: string; before: Map<string, string> } {
+  const run = path.join(root, name);
+  fs.cpSync(evalRun, run, { recursive: true });
+  return { run, before: outsideEval(run) };
+}
+
+// A finished evaluation also adds its numbers to the run's TensorBoard events (tb/, a new event
+// file per process); everything else outside eval/ must stay as it was.
+function outsideEval(run: string): Map<string, string> {
+  return new Map([...contentSnapshot(run)].filter(([k]) => !k.startsWith('eval' + path.sep) && !k.startsWith('tb' + path.sep)));
+}
+
+const tempFiles = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')) : []);
+
+test('eval: ENOSPC on the evaluation state: exit 2, one message, no temp file, nothing else changed', { timeout: 60_000 }, async () => {
+  const { run, before } = evalCopy('eval-enospc-state');
+  const res = await runCli(['eval', '--run', run, ...EVAL_ARGS], { faults: true, env: { IBRAR_FAULT_DIR: run, IBRAR_FAULT_ENOSPC_IN: 'eval', IBRAR_FAULT_ENOSPC_FROM: '1' } });
+  assert.equal(res.code, 2, res.stderr);
+  assert.match(res.stderr, new RegExp(`^ibrar: ${runLayout(run).evalDir.replace(/[.]/g, '\\.')}: cannot save the evaluation state \\(ENOSPC\\); free space or fix the folder, then run the same command again\\n$`, 'm'));
+  assert.ok(!hasStackTrace(res.stderr));
+  assert.deepEqual(tempFiles(runLayout(run).evalDir), []);
+  assert.deepEqual(outsideEval(run), before);
+});
+
+test('eval: ENOSPC on the report: exit 2 keeping the results; the same command then finishes without recomputing', { timeout: 90_000 }, async () => {
+  const { run, before } = evalCopy('eval-enospc-report');
+  const res = await runCli(['eval', '--run', run, ...EVAL_ARGS], {
+    faults: true,
+    env: { IBRAR_FAULT_DIR: run, IBRAR_FAULT_ENOSPC_IN: 'eval', IBRAR_FAULT_ENOSPC_MATCH: '^\\.\\d{8}-\\d{6}(-\\d+)?\\.json\\.' },
+  });
+  assert.equal(res.code, 2, res.stderr);
+  assert.match(res.stderr, /: cannot write the evaluation report \(ENOSPC\); the results are kept in the state file: free space, then run the same command again\n/);
+  assert.ok(!hasStackTrace(res.stderr));
+  assert.deepEqual(tempFiles(runLayout(run).evalDir), []);
+  const again = await runCli(['eval', '--run', run, ...EVAL_ARGS]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr + again.stdout, /resum|2\/2|32\/32/i);
+  assert.equal(fs.readdirSync(runLayout(run).evalDir).filter((f) => /^\d{8}-\d{6}(-\d+)?\.json$/.test(f)).length, 1);
+  assert.deepEqual(outsideEval(run), before);
+});
+
+test('eval: a read-only run folder: exit 2 naming the eval folder, nothing written (eval/ present or not)', { timeout: 90_000 }, async () => {
+  for (const missingEvalDir of [false, true]) {
+    const { run } = evalCopy(`eval-readonly-${missingEvalDir}`);
+    if (missingEvalDir) fs.rmSync(runLayout(run).evalDir, { recursive: true });
+    const all = contentSnapshot(run);
+    const res = await runCli(['eval', '--run', run, ...EVAL_ARGS], { faults: true, env: { IBRAR_FAULT_DIR: run, IBRAR_FAULT_READONLY: '1' } });
+    assert.equal(res.code, 2, res.stderr);
+    const what = missingEvalDir ? 'cannot use the evaluation folder \\(EROFS\\)' : 'cannot save the evaluation state \\(EROFS\\)';
+    assert.match(res.stderr, new RegExp(`^ibrar: ${runLayout(run).evalDir.replace(/[.]/g, '\\.')}: ${what}`, 'm'));
+    assert.ok(!hasStackTrace(res.stderr));
+    assert.deepEqual(contentSnapshot(run), all);
+  }
 });

@@ -4,7 +4,9 @@
 //   - kill mode: SIGKILLs the process at the N-th such call. A write that is hit writes half
 //     its bytes first, so the file on disk is torn exactly as by a kill mid-write;
 //   - enospc mode: makes writes fail with a real-looking ENOSPC after writing part of the
-//     data, as a full disk does.
+//     data, as a full disk does;
+//   - read-only mode: every call that would change something under the folder fails with
+//     EROFS, as on a read-only mount (tests run as root, which ignores permission bits).
 // Used as a preload in child processes (`node -r fault-preload.js bin/ibrar.js ...`, driven by
 // the IBRAR_FAULT_* variables below, which only this test file reads) or installed in-process
 // with installFsFaults().
@@ -20,6 +22,8 @@ export interface FsFaultOptions {
   failWrite?: (file: string, bytes: number) => boolean;
   /** Called with the path of every mutating call under `dir`. */
   trace?: (file: string) => void;
+  /** Every change under `dir` fails with EROFS (removing what is absent, making what exists: as the OS does). */
+  readOnly?: boolean;
 }
 
 export interface FsFaults {
@@ -63,9 +67,19 @@ export function installFsFaults(opts: FsFaultOptions): FsFaults {
   };
   const enospc = (syscall: string): NodeJS.ErrnoException =>
     Object.assign(new Error(`ENOSPC: no space left on device, ${syscall}`), { code: 'ENOSPC', errno: -28, syscall });
+  const erofs = (syscall: string, p: unknown): NodeJS.ErrnoException =>
+    Object.assign(new Error(`EROFS: read-only file system, ${syscall} '${String(p)}'`), { code: 'EROFS', errno: -30, syscall, path: String(p) });
+  /** In read-only mode: throw EROFS for a change under `dir` (not for removing what is absent or making what exists). */
+  const readOnly = (syscall: string, p: unknown, second?: unknown): void => {
+    if (!opts.readOnly || !(under(p) || under(second))) return;
+    if ((syscall === 'rm' || syscall === 'unlink') && !fs.existsSync(p as string)) return;
+    if (syscall === 'mkdir' && fs.existsSync(p as string)) return;
+    throw erofs(syscall, p);
+  };
 
   f.openSync = function (p: unknown, flags?: unknown, ...rest: unknown[]) {
     const watched = under(p) && isWriteFlag(flags);
+    if (watched) readOnly('open', p);
     if (watched) tick();
     const fd = original.openSync!.call(fs, p, flags, ...rest) as number;
     if (under(p)) fdPaths.set(fd, path.resolve(p));
@@ -103,12 +117,14 @@ export function installFsFaults(opts: FsFaultOptions): FsFaults {
   for (const name of ['renameSync', 'linkSync', 'rmSync', 'unlinkSync', 'copyFileSync', 'mkdirSync'] as const) {
     f[name] = function (p: unknown, ...rest: unknown[]) {
       const second = name === 'renameSync' || name === 'linkSync' || name === 'copyFileSync' ? rest[0] : undefined;
+      readOnly(name.replace(/Sync$/, ''), p, second);
       if (under(p) || under(second)) tick();
       return traced([p, second], original[name]!.call(fs, p, ...rest));
     };
   }
   for (const name of ['appendFileSync', 'writeFileSync'] as const) {
     f[name] = function (p: unknown, data: unknown, ...rest: unknown[]) {
+      readOnly('open', p);
       if (under(p)) {
         if (opts.failWrite?.(path.resolve(p), Buffer.byteLength(data as string))) throw enospc('write');
         tick();
@@ -130,6 +146,9 @@ export function installFsFaults(opts: FsFaultOptions): FsFaults {
 //   IBRAR_FAULT_KILL_AT      SIGKILL at this call
 //   IBRAR_FAULT_COUNT_FILE   write the number of calls here at exit
 //   IBRAR_FAULT_ENOSPC_FROM  writes into checkpoints/ fail with ENOSPC from this (1-based) one on
+//   IBRAR_FAULT_ENOSPC_IN    the folder name whose writes count for ENOSPC (default checkpoints)
+//   IBRAR_FAULT_ENOSPC_MATCH only writes to files whose name matches this regular expression count
+//   IBRAR_FAULT_READONLY     1: every change under IBRAR_FAULT_DIR fails with EROFS
 //   IBRAR_FAULT_TRACE        write the paths touched, one a line, here at exit
 //   IBRAR_FAULT_KILL_AT_TURN SIGKILL at this (1-based) setImmediate turn: ibrar yields one after
 //                            every training step, evaluation batch and attack iteration, so
@@ -151,13 +170,19 @@ const dir = process.env.IBRAR_FAULT_DIR;
 if (dir) {
   const env = process.env;
   const killAt = env.IBRAR_FAULT_KILL_AT ? Number(env.IBRAR_FAULT_KILL_AT) : undefined;
-  const enospcFrom = env.IBRAR_FAULT_ENOSPC_FROM ? Number(env.IBRAR_FAULT_ENOSPC_FROM) : undefined;
+  const enospcMatch = env.IBRAR_FAULT_ENOSPC_MATCH ? new RegExp(env.IBRAR_FAULT_ENOSPC_MATCH) : null;
+  const enospcFrom = env.IBRAR_FAULT_ENOSPC_FROM ? Number(env.IBRAR_FAULT_ENOSPC_FROM) : enospcMatch ? 1 : undefined;
+  const enospcIn = env.IBRAR_FAULT_ENOSPC_IN ?? 'checkpoints';
   let ckptWrites = 0;
   const touched = new Set<string>();
   const faults = installFsFaults({
     dir,
     killAt,
-    failWrite: enospcFrom === undefined ? undefined : (file) => file.split(path.sep).includes('checkpoints') && ++ckptWrites >= enospcFrom,
+    readOnly: env.IBRAR_FAULT_READONLY === '1',
+    failWrite:
+      enospcFrom === undefined
+        ? undefined
+        : (file) => file.split(path.sep).includes(enospcIn) && (!enospcMatch || enospcMatch.test(path.basename(file))) && ++ckptWrites >= enospcFrom,
     trace: env.IBRAR_FAULT_TRACE ? (file) => touched.add(file) : undefined,
   });
   process.on('exit', () => {

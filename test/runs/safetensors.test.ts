@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeSafetensors, encodeSafetensors, halfToNumber, toFloat32, type NamedSafeTensor } from '../../src/runs/safetensors';
+import { decodeSafetensors, encodeSafetensors, halfToNumber, MAX_TENSORS, toFloat32, type NamedSafeTensor } from '../../src/runs/safetensors';
 import { UserError } from '../../src/errors';
 
 const FILE = 'model.safetensors';
@@ -225,4 +225,30 @@ test('F16 and BF16 (hand-built bytes) decode to their exact float32 values; F64 
   assert.equal(toFloat32(tensors.get('i')!), null);
   assert.equal(tensors.get('i')!.data[0], 7n);
   assert.ok(Number.isNaN(halfToNumber(0x7e00)));
+});
+
+/** A header of `n` one-byte U8 tensors (and their data). */
+function manyTensors(n: number): Buffer {
+  const parts: string[] = [];
+  for (let i = 0; i < n; i++) parts.push(`"t${i}":{"dtype":"U8","shape":[1],"data_offsets":[${i},${i + 1}]}`);
+  let json = `{${parts.join(',')}}`;
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([len, Buffer.from(json), Buffer.alloc(n)]);
+}
+
+test('header parsing is linear: a million entries are refused from one scan, the largest allowed count parses', { timeout: 30_000 }, () => {
+  // Before: duplicate names were found with indexOf per key (quadratic): 100,000 entries took
+  // 16 s and a million about half an hour, unkillable by SIGTERM. Now one scan counts them.
+  assert.throws(() => decodeSafetensors(manyTensors(1_000_000), 'big.safetensors'), (e: unknown) => {
+    assert.ok(e instanceof UserError);
+    assert.match((e as Error).message, /^big\.safetensors: header: header lists more than 16384 entries; a checkpoint has at most 16384 tensors$/);
+    return true;
+  });
+  const ok = decodeSafetensors(manyTensors(MAX_TENSORS), 'max.safetensors');
+  assert.equal(ok.tensors.size, MAX_TENSORS);
+  // Duplicates are still found (by a Set), and a metadata entry does not count as a tensor.
+  const dup = Buffer.from(manyTensors(2).toString('latin1').replace('"t1"', '"t0"'), 'latin1');
+  assert.throws(() => decodeSafetensors(dup, 'dup.safetensors'), /tensor name 't0' appears more than once/);
 });

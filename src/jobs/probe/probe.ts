@@ -9,6 +9,7 @@
 // its last checkpoint. --jobs N runs N candidates at once in worker processes
 // (`ibrar probe-layers --worker DIR --candidate ID`) on the local pool shared with `ibrar sweep`
 // (src/jobs/pool.ts): the same processes, each with floor(cores / N) native threads.
+import { makeDirs, MIB, readTextBoundedOrNull } from '../../engine/safe-read';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { ExperimentConfig } from '../../config/schema';
@@ -111,7 +112,7 @@ function openProbe(req: ProbeRequest): { probeDir: string; state: ProbeState; re
     complete: false,
     candidates: candidates.map((c) => ({ ...c, status: 'pending' })),
   };
-  fs.mkdirSync(candidatesRoot(probeDir), { recursive: true });
+  makeDirs(candidatesRoot(probeDir));
   writeState(probeDir, state);
   return { probeDir, state, resumed: false };
 }
@@ -149,7 +150,7 @@ async function runInProcess(req: ProbeRequest, probeDir: string, state: ProbeSta
 
 function lastLines(file: string, n: number): string {
   try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).join('\n');
+    return (readTextBoundedOrNull(file, { maxBytes: 64 * MIB, what: 'worker log' }) ?? '').trimEnd().split('\n').slice(-n).join('\n');
   } catch {
     return '';
   }

@@ -13,6 +13,7 @@ import { UserError } from '../../errors';
 import { pidAlive, writeFileAtomic, writeJsonAtomic } from '../../runs/atomic';
 import { readCellRecord, readSweepState, type CellRecord, type SweepCellEntry, type SweepState } from '../../runs/sweep-files';
 import { defaultCliPath } from '../pool';
+import { MAX_STATE_FILE_BYTES, readTextBoundedOrNull } from '../../engine/safe-read';
 
 export interface SlurmFiles {
   dir: string;
@@ -170,7 +171,7 @@ function jobIdOf(parsable: string, what: string): string {
 
 export function readSubmissions(sweepDir: string): Submission[] {
   try {
-    const v = JSON.parse(fs.readFileSync(slurmFiles(sweepDir).submissions, 'utf8'));
+    const v = JSON.parse(readTextBoundedOrNull(slurmFiles(sweepDir).submissions, { maxBytes: MAX_STATE_FILE_BYTES, what: 'Slurm submissions file' }) ?? 'null');
     return Array.isArray(v) ? (v as Submission[]) : [];
   } catch {
     return [];
