@@ -292,6 +292,18 @@ const cliCases: BadCase[] = [
   runCase('config.yaml of the run is a FIFO', 'config.yaml', (_r, f) => fifo(f), /^run config is a named pipe \(FIFO\)/, 'eval'),
   runCase('checkpoints/ is a FIFO', 'checkpoints', (_r, f) => fifo(f), /^checkpoints folder is a named pipe \(FIFO\), not a directory/),
   runCase('eval/ is a symlink to /dev/null', 'eval', (_r, f) => link('/dev/null', f), /^evaluation folder is a character device, not a directory/, 'eval'),
+  {
+    name: 'import: the weights file is a symlink to /dev/zero',
+    setup: (cwd) => ['import', '--weights', link('/dev/zero', path.join(cwd, 'model.safetensors')), '--config', configFile(cwd, 'synthetic')],
+    file: (cwd) => path.join(cwd, 'model.safetensors'),
+    expect: /^weights file is a character device, not a regular file/,
+  },
+  {
+    name: 'import: the weights file is a FIFO',
+    setup: (cwd) => ['import', '--weights', fifo(path.join(cwd, 'model.safetensors')), '--config', configFile(cwd, 'synthetic')],
+    file: (cwd) => path.join(cwd, 'model.safetensors'),
+    expect: /^weights file is a named pipe \(FIFO\), not a regular file/,
+  },
 ];
 
 test(`${cliCases.length} pipes, devices, /proc files and huge sparse files through the CLI: exit 2 at once, nothing written`, { timeout: 240_000 }, async () => {
