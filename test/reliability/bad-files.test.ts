@@ -17,7 +17,7 @@ import { train } from '../../src/jobs/train';
 import { decodeSafetensors } from '../../src/runs/safetensors';
 import { runLayout } from '../../src/runs/run-dir';
 import { tinyConfig } from '../helpers/configs';
-import { checkBadCase, type BadCase } from './bad-input';
+import { checkBadCase, type BadCase, damagedRunCase } from './bad-input';
 import { pool } from './cli';
 
 // ------------------------------------------------------------------ datasets
@@ -162,21 +162,7 @@ let goodRun = '';
 let wideRun = '';
 
 function ckptCase(name: string, corrupt: (run: string) => void, file: (run: string) => string, expect: RegExp, command: 'resume' | 'eval' = 'resume'): BadCase {
-  const runOf = (cwd: string) => path.join(cwd, 'run');
-  return {
-    name,
-    setup: (cwd) => {
-      const run = runOf(cwd);
-      fs.cpSync(goodRun, run, { recursive: true });
-      // Only `last`: with a good `best` beside it, resume would (rightly) continue from `best`.
-      for (const f of fs.readdirSync(ckDir(run))) if (f.startsWith('best.')) fs.rmSync(path.join(ckDir(run), f));
-      corrupt(run);
-      return command === 'resume' ? ['train', '--resume', run] : ['eval', '--run', run, '--attacks', 'fgsm', '--n', '8'];
-    },
-    file: (cwd) => file(runOf(cwd)),
-    expect,
-    untouched: runOf,
-  };
+  return damagedRunCase(name, () => goodRun, corrupt, file, expect, command);
 }
 
 const ckptCases: BadCase[] = [

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { tempDir } from '../helpers/configs';
+import { runLayout } from '../../src/runs/run-dir';
 import { REPO_ROOT, contentSnapshot, hasStackTrace, runCli, snapshot, snapshotDiff } from './cli';
 
 export interface BadCase {
@@ -17,6 +18,37 @@ export interface BadCase {
   expect: RegExp;
   /** A folder the command was given that must stay byte-for-byte unchanged. */
   untouched?: (cwd: string) => string;
+}
+
+/**
+ * A case on a damaged copy of a good run (`from()`, known once the setup test has trained it):
+ * only its `last` checkpoint is kept — with a good `best` beside it, resume would (rightly)
+ * continue from `best` instead of meeting the damage — then `damage` breaks it, and the command
+ * that meets it is a resume or an 8-example FGSM evaluation. The run must stay as damaged.
+ */
+export function damagedRunCase(
+  name: string,
+  from: () => string,
+  damage: (run: string) => void,
+  file: (run: string) => string,
+  expect: RegExp,
+  command: 'resume' | 'eval' = 'resume',
+): BadCase {
+  const runOf = (cwd: string) => path.join(cwd, 'run');
+  return {
+    name,
+    setup: (cwd) => {
+      const run = runOf(cwd);
+      fs.cpSync(from(), run, { recursive: true });
+      const dir = runLayout(run).checkpoints;
+      for (const f of fs.readdirSync(dir)) if (f.startsWith('best.')) fs.rmSync(path.join(dir, f));
+      damage(run);
+      return command === 'resume' ? ['train', '--resume', run] : ['eval', '--run', run, '--attacks', 'fgsm', '--n', '8'];
+    },
+    file: (cwd) => file(runOf(cwd)),
+    expect,
+    untouched: runOf,
+  };
 }
 
 export const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'bad');

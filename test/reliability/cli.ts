@@ -103,44 +103,37 @@ export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: 
   return out;
 }
 
+/** Calls `visit` for every entry under `dir`, depth first (nothing when `dir` is missing). */
+function walkTree(dir: string, visit: (p: string, e: fs.Dirent) => void): void {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    visit(p, e);
+    if (e.isDirectory()) walkTree(p, visit);
+  }
+}
+
 /** Relative path → "size mtime" of every file and folder under `dir` (empty when missing). */
 export function snapshot(dir: string): Map<string, string> {
   const out = new Map<string, string>();
-  const walk = (d: string): void => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      const st = fs.statSync(p);
-      out.set(path.relative(dir, p) + (e.isDirectory() ? '/' : ''), e.isDirectory() ? 'dir' : `${st.size} ${st.mtimeMs}`);
-      if (e.isDirectory()) walk(p);
-    }
-  };
-  walk(dir);
+  walkTree(dir, (p, e) => {
+    const st = fs.statSync(p);
+    out.set(path.relative(dir, p) + (e.isDirectory() ? '/' : ''), e.isDirectory() ? 'dir' : `${st.size} ${st.mtimeMs}`);
+  });
   return out;
 }
 
 /** Relative path → SHA-256 of the bytes of every regular file under `dir` (special files: their kind). */
 export function contentSnapshot(dir: string): Map<string, string> {
   const out = new Map<string, string>();
-  const walk = (d: string): void => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out.set(path.relative(dir, p), e.isFile() ? createHash('sha256').update(fs.readFileSync(p)).digest('hex') : 'special');
-    }
-  };
-  walk(dir);
+  walkTree(dir, (p, e) => {
+    if (!e.isDirectory()) out.set(path.relative(dir, p), e.isFile() ? createHash('sha256').update(fs.readFileSync(p)).digest('hex') : 'special');
+  });
   return out;
 }
 

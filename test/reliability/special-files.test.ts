@@ -29,7 +29,7 @@ import { readTinyLayout, listTinyTrain, loadTinySplit } from '../../src/data/tin
 import { train } from '../../src/jobs/train';
 import { runLayout } from '../../src/runs/run-dir';
 import { tinyConfig, tempDir } from '../helpers/configs';
-import { checkBadCase, type BadCase } from './bad-input';
+import { checkBadCase, damagedRunCase, type BadCase } from './bad-input';
 import { pool } from './cli';
 
 const root = tempDir('ibrar-special-');
@@ -170,22 +170,12 @@ function dataCase(name: string, dataset: string, rel: string, make: (cwd: string
 }
 
 function runCase(name: string, rel: string, make: (run: string, file: string) => void, expect: RegExp, command: 'resume' | 'eval' = 'resume'): BadCase {
-  const runOf = (cwd: string) => path.join(cwd, 'run');
-  return {
-    name,
-    setup: (cwd) => {
-      const run = runOf(cwd);
-      fs.cpSync(goodRun, run, { recursive: true });
-      for (const f of fs.readdirSync(runLayout(run).checkpoints)) if (f.startsWith('best.')) fs.rmSync(path.join(runLayout(run).checkpoints, f));
-      const file = path.join(run, rel);
-      fs.rmSync(file, { recursive: true, force: true });
-      make(run, file);
-      return command === 'resume' ? ['train', '--resume', run] : ['eval', '--run', run, '--attacks', 'fgsm', '--n', '8'];
-    },
-    file: (cwd) => path.join(runOf(cwd), rel),
-    expect,
-    untouched: runOf,
+  const damage = (run: string) => {
+    const file = path.join(run, rel);
+    fs.rmSync(file, { recursive: true, force: true });
+    make(run, file);
   };
+  return damagedRunCase(name, () => goodRun, damage, (run) => path.join(run, rel), expect, command);
 }
 
 const cliCases: BadCase[] = [
