@@ -6,6 +6,8 @@
 //      experiment name starts with PREFIX: each check's status and the numbers behind it
 //   <!-- probe:NAME -->…<!-- /probe:NAME --> ← the newest probe.md of experiment NAME
 //   <!-- computetime -->…<!-- /computetime --> ← the computation recorded in the run files
+//   <!-- comparison -->…<!-- /comparison --> ← the paper's no-AT VGG16 numbers beside ours (the
+//      rows of docs/results/part1 and part2 evaluated on the most test examples)
 // The prose around the markers is written by hand from these numbers.
 // usage: node scripts/results-tables.js docs/results.md docs/results RUNS_DIR
 const fs = require('fs');
@@ -17,9 +19,14 @@ if (!doc || !tablesDir || !runsDir) {
   process.exit(2);
 }
 
+/** Replaces what stands between `<!-- TAG -->` and `<!-- /TAG -->` (empty or not) with BODY on lines of its own. */
 function replaceBlock(text, tag, body) {
-  const re = new RegExp(`(<!-- ${tag} -->\\n)[\\s\\S]*?(\\n<!-- /${tag.split(':')[0]}${tag.includes(':') ? ':' + tag.split(':')[1] : ''} -->)`);
-  return re.test(text) ? text.replace(re, `$1${body.trim()}$2`) : text;
+  const open = `<!-- ${tag} -->`;
+  const close = `<!-- /${tag} -->`;
+  const i = text.indexOf(open);
+  const j = i < 0 ? -1 : text.indexOf(close, i + open.length);
+  if (j < 0) return text;
+  return `${text.slice(0, i + open.length)}\n${body.trim()}\n${text.slice(j)}`;
 }
 
 /** The table part of a report.md: its setup lines, the table and its footnotes (not the run list). */
@@ -111,7 +118,53 @@ function probeTable(name) {
   return fs.readFileSync(path.join(dir, stamps[stamps.length - 1], 'probe.md'), 'utf8').split('\n').slice(1).join('\n');
 }
 
+// The paper's VGG16 / CIFAR-10 numbers without AT (Natural, PGD-10, FGSM; mean of 3 runs, full
+// width, 60 epochs, the whole training set): Table 4 rows (1), (2) and (6); the all-layers row is
+// Table 3's (which has no FGSM column).
+const PAPER = [
+  { ours: 'ce', what: 'CE (Table 4, row 1)', natural: 89.99, pgd: 0.1, fgsm: 11.8 },
+  { ours: 'ibrar', what: 'IB-RAR: IB terms on block5/fc1/fc2 + mask (Table 4, row 6)', natural: 91.5, pgd: 35.86, fgsm: 55.92 },
+  { ours: 'ibrar-all', what: 'IB terms on all layers + mask (Table 3)', natural: 91.96, pgd: 25.61, fgsm: null },
+  { ours: 'ibrar-nomask', what: 'IB terms without the mask (Table 4, row 2)', natural: 92.03, pgd: 12.39, fgsm: 43.49 },
+];
+
+/** Our row of a report for experiment group NAME: the one evaluated on the most examples with a PGD column. */
+function ourRow(table, name) {
+  const file = path.join(tablesDir, table, 'report.json');
+  if (!fs.existsSync(file)) return null;
+  const rows = JSON.parse(fs.readFileSync(file, 'utf8')).rows.filter((r) => r.key.split('|')[0] === name && r.cells.pgd);
+  return rows.sort((a, b) => b.n - a.n)[0] ?? null;
+}
+
+function comparisonTable() {
+  const cell = (row, col) => {
+    const c = row?.cells?.[col];
+    if (!c) return '–';
+    return c.n > 1 ? `${(100 * c.mean).toFixed(1)} ± ${(100 * c.std).toFixed(1)}` : (100 * c.mean).toFixed(1);
+  };
+  const num = (v) => (v === null ? '–' : v.toFixed(2));
+  const lines = [
+    '| setting | paper: natural | PGD-10 | FGSM | part 1: natural | PGD-10 | FGSM | seeds | part 2: natural | PGD-10 | FGSM |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const p of PAPER) {
+    const r1 = ourRow('part1', `ref-${p.ours}`);
+    const r2 = ourRow('part2', `full-${p.ours}`);
+    lines.push(
+      `| ${p.what} | ${num(p.natural)} | ${num(p.pgd)} | ${num(p.fgsm)} | ${cell(r1, 'natural')} | ${cell(r1, 'pgd')} | ${cell(r1, 'fgsm')} | ${r1 ? r1.seeds.length : '–'} | ` +
+        `${cell(r2, 'natural')} | ${cell(r2, 'pgd')} | ${cell(r2, 'fgsm')} |`,
+    );
+  }
+  lines.push(
+    '',
+    'Accuracies in % at ε = 0.03 (PGD-10 with step 2.3·ε/10 and a random start, as the paper). Paper: VGG16 at full width, 60 epochs on all 50,000 training images. ' +
+      'Part 1: width 0.25, 10 epochs on 10,000 images, tested on 1,000 (mean ± std over the seeds). Part 2: width 0.25, 10 epochs on 50,000 images, tested on 10,000, one seed.',
+  );
+  return lines.join('\n');
+}
+
 let text = fs.readFileSync(doc, 'utf8');
+text = replaceBlock(text, 'comparison', comparisonTable());
 for (const m of text.matchAll(/<!-- probe:([a-z0-9-]+) -->/g)) text = replaceBlock(text, `probe:${m[1]}`, probeTable(m[1]));
 text = replaceBlock(text, 'computetime', computeTime());
 for (const m of text.matchAll(/<!-- table:([a-z0-9-]+) -->/g)) text = replaceBlock(text, `table:${m[1]}`, reportTable(m[1]));
