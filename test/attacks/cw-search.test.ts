@@ -3,42 +3,20 @@
 // lose an example's distance, and the search fools examples that its starting c alone misses.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as path from 'path';
 import { tf } from '../../src/engine/tf';
-import { initBackend } from '../../src/engine/backend';
 import { Rng } from '../../src/engine/rng';
 import { cw, cwBinarySearch } from '../../src/attacks/cw';
 import { gatherRows } from '../../src/attacks/common';
-import { flat, readGolden, worstRatio, REPO_ROOT } from '../helpers/golden';
-import { mlpTarget, nchwToNhwc, nhwcToNchwFlat } from './helpers';
+import { flat, worstRatio } from '../helpers/golden';
+import { disposeReference, maxGap, mlpTarget, nhwcToNchwFlat, readReference, referenceSetup } from './helpers';
 
-const G = readGolden('attacks.json');
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const R: any = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'attacks', 'fixtures', 'reference-aa.json'), 'utf8'));
-const shape: [number, number, number, number] = [R.labels.length, 3, 4, 4];
+const R = readReference('reference-aa.json');
 let target: ReturnType<typeof mlpTarget>;
 let x: tf.Tensor4D;
 let y: tf.Tensor1D;
 
-before(async () => {
-  await initBackend('wasm');
-  target = mlpTarget(G.model.layers, [3, 4, 4]);
-  x = nchwToNhwc(flat(R.x), shape);
-  y = tf.tensor1d(R.labels, 'int32');
-});
-
-after(() => {
-  target.dispose();
-  tf.dispose([x, y]);
-});
-
-function maxGap(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  assert.equal(got.length, want.length);
-  let g = 0;
-  for (let i = 0; i < got.length; i++) g = Math.max(g, Math.abs(got[i] - want[i]));
-  return g;
-}
+before(async () => ({ target, x, y } = await referenceSetup(R)));
+after(() => disposeReference({ target, x, y }));
 
 for (const [i, ref] of (R.cw_search as { params: Record<string, number> }[]).entries()) {
   test(`binary search matches the PyTorch reference, setting ${i}`, async () => {

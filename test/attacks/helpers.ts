@@ -1,7 +1,12 @@
 // Test helpers for the attack suite: the golden tiny MLP as an AttackTarget, NCHW↔NHWC,
 // and the invariants every attack must satisfy.
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
 import { tf } from '../../src/engine/tf';
+import { initBackend } from '../../src/engine/backend';
 import type { AttackTarget } from '../../src/attacks/types';
+import { flat, readGolden, REPO_ROOT } from '../helpers/golden';
 
 export interface GoldenLayer {
   W: number[][];
@@ -108,4 +113,36 @@ export function stochasticTarget(base: AttackTarget, scale = 0.3): AttackTarget 
         return tf.mul(z, tf.add(1, tf.mul(noise, scale))) as tf.Tensor2D;
       }),
   };
+}
+
+/** The outputs of a make-reference script, `test/attacks/fixtures/NAME` (x in NCHW, labels). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function readReference(name: string): any {
+  return JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'attacks', 'fixtures', name), 'utf8'));
+}
+
+/** What the reference tests attack: the golden MLP and a reference file's inputs, on wasm. */
+export interface ReferenceSetup {
+  target: ReturnType<typeof mlpTarget>;
+  x: tf.Tensor4D;
+  y: tf.Tensor1D;
+}
+
+export async function referenceSetup(ref: { x: unknown; labels: number[] }): Promise<ReferenceSetup> {
+  await initBackend('wasm');
+  const target = mlpTarget(readGolden('attacks.json').model.layers, [3, 4, 4]);
+  return { target, x: nchwToNhwc(flat(ref.x), [ref.labels.length, 3, 4, 4]), y: tf.tensor1d(ref.labels, 'int32') };
+}
+
+export function disposeReference(s: ReferenceSetup): void {
+  s.target.dispose();
+  tf.dispose([s.x, s.y]);
+}
+
+/** Largest |got − want| over two equally long arrays. */
+export function maxGap(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  assert.equal(got.length, want.length);
+  let g = 0;
+  for (let i = 0; i < got.length; i++) g = Math.max(g, Math.abs(got[i] - want[i]));
+  return g;
 }

@@ -5,10 +5,7 @@
 // AutoAttack version per norm.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as path from 'path';
 import { tf } from '../../src/engine/tf';
-import { initBackend } from '../../src/engine/backend';
 import { Rng } from '../../src/engine/rng';
 import { apgdLargeReps, apgdSingleRun, type ApgdLoss } from '../../src/attacks/apgd-core';
 import type { LpNorm } from '../../src/attacks/lp';
@@ -17,35 +14,17 @@ import { fabT } from '../../src/attacks/fab-t';
 import { square } from '../../src/attacks/square';
 import { autoattack, autoAttackPlan, autoAttackVersion } from '../../src/attacks/autoattack';
 import { UserError } from '../../src/errors';
-import { flat, readGolden, worstRatio, REPO_ROOT } from '../helpers/golden';
-import { mlpTarget, nchwToNhwc, nhwcToNchwFlat } from './helpers';
+import { flat, worstRatio } from '../helpers/golden';
+import { disposeReference, maxGap, mlpTarget, nchwToNhwc, nhwcToNchwFlat, readReference, referenceSetup } from './helpers';
 
-const G = readGolden('attacks.json');
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const R: any = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'attacks', 'fixtures', 'reference-aa.json'), 'utf8'));
+const R = readReference('reference-aa.json');
 const shape: [number, number, number, number] = [R.labels.length, 3, 4, 4];
 let target: ReturnType<typeof mlpTarget>;
 let x: tf.Tensor4D;
 let y: tf.Tensor1D;
 
-before(async () => {
-  await initBackend('wasm');
-  target = mlpTarget(G.model.layers, [3, 4, 4]);
-  x = nchwToNhwc(flat(R.x), shape);
-  y = tf.tensor1d(R.labels, 'int32');
-});
-
-after(() => {
-  target.dispose();
-  tf.dispose([x, y]);
-});
-
-export function maxGap(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  assert.equal(got.length, want.length);
-  let g = 0;
-  for (let i = 0; i < got.length; i++) g = Math.max(g, Math.abs(got[i] - want[i]));
-  return g;
-}
+before(async () => ({ target, x, y } = await referenceSetup(R)));
+after(() => disposeReference({ target, x, y }));
 
 /** Measured deviations, printed at the end (for the record of the tolerances). */
 const measured: string[] = [];

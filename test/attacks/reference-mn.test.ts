@@ -5,23 +5,17 @@
 // current fixture); the maximal deviation is reported as a test diagnostic.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as path from 'path';
 import { tf } from '../../src/engine/tf';
-import { initBackend } from '../../src/engine/backend';
 import { Rng } from '../../src/engine/rng';
 import { fmn } from '../../src/attacks/fmn';
 import { deepfool } from '../../src/attacks/deepfool';
 import { mifgsm } from '../../src/attacks/mifgsm';
 import { difgsm } from '../../src/attacks/difgsm';
-import { flat, readGolden, REPO_ROOT } from '../helpers/golden';
-import { mlpTarget, nchwToNhwc, nhwcToNchwFlat } from './helpers';
+import { flat } from '../helpers/golden';
+import { disposeReference, mlpTarget, nhwcToNchwFlat, readReference, referenceSetup } from './helpers';
 
-const G = readGolden('attacks.json');
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const R: any = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'attacks', 'fixtures', 'reference-mn.json'), 'utf8'));
+const R = readReference('reference-mn.json');
 const m = R.labels.length as number;
-const shape: [number, number, number, number] = [m, 3, 4, 4];
 const D = 48;
 let target: ReturnType<typeof mlpTarget>;
 let x: tf.Tensor4D;
@@ -30,17 +24,8 @@ let y: tf.Tensor1D;
 /** Pixel tolerance (float32 vs PyTorch float32: different summation orders). */
 const TOL = 1e-5;
 
-before(async () => {
-  await initBackend('wasm');
-  target = mlpTarget(G.model.layers, [3, 4, 4]);
-  x = nchwToNhwc(flat(R.x), shape);
-  y = tf.tensor1d(R.labels, 'int32');
-});
-
-after(() => {
-  target.dispose();
-  tf.dispose([x, y]);
-});
+before(async () => ({ target, x, y } = await referenceSetup(R)));
+after(() => disposeReference({ target, x, y }));
 
 /** Largest |got − want| over the reproducible examples' pixels (NCHW order). */
 function rowGap(got: tf.Tensor4D, want: number[], reproducible: boolean[]): number {

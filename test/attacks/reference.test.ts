@@ -4,10 +4,7 @@
 // torchattacks-semantics CW-L2 (cost trace, early-stop step, best iterates).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as path from 'path';
 import { tf } from '../../src/engine/tf';
-import { initBackend } from '../../src/engine/backend';
 import { Rng } from '../../src/engine/rng';
 import { fab } from '../../src/attacks/fab';
 import { fabT } from '../../src/attacks/fab-t';
@@ -15,35 +12,17 @@ import { apgdSingleRun, type ApgdLoss } from '../../src/attacks/apgd-core';
 import { square } from '../../src/attacks/square';
 import { cwL2 } from '../../src/attacks/cw';
 import { gatherRows } from '../../src/attacks/common';
-import { flat, readGolden, worstRatio, REPO_ROOT } from '../helpers/golden';
-import { mlpTarget, nchwToNhwc, nhwcToNchwFlat } from './helpers';
+import { flat, worstRatio } from '../helpers/golden';
+import { disposeReference, maxGap, mlpTarget, nchwToNhwc, nhwcToNchwFlat, readReference, referenceSetup } from './helpers';
 
-const G = readGolden('attacks.json');
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const R: any = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'attacks', 'fixtures', 'reference.json'), 'utf8'));
+const R = readReference('reference.json');
 const shape: [number, number, number, number] = [R.labels.length, 3, 4, 4];
 let target: ReturnType<typeof mlpTarget>;
 let x: tf.Tensor4D;
 let y: tf.Tensor1D;
 
-before(async () => {
-  await initBackend('wasm');
-  target = mlpTarget(G.model.layers, [3, 4, 4]);
-  x = nchwToNhwc(flat(R.x), shape);
-  y = tf.tensor1d(R.labels, 'int32');
-});
-
-after(() => {
-  target.dispose();
-  tf.dispose([x, y]);
-});
-
-function maxGap(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  assert.equal(got.length, want.length);
-  let g = 0;
-  for (let i = 0; i < got.length; i++) g = Math.max(g, Math.abs(got[i] - want[i]));
-  return g;
-}
+before(async () => ({ target, x, y } = await referenceSetup(R)));
+after(() => disposeReference({ target, x, y }));
 
 function predOf(t: tf.Tensor4D): number[] {
   return Array.from(tf.tidy(() => tf.argMax(target.logits(t), 1).dataSync()));
