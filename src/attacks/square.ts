@@ -96,6 +96,34 @@ function randomSign(rng: Rng): number {
   return rng.next() < 0.5 ? -1 : 1;
 }
 
+/** Per-example state of a Square run: best loss and margin so far, queries spent. */
+interface SquareState {
+  lossMin: Float32Array;
+  marginMin: Float32Array;
+  queries: Float64Array;
+}
+
+/**
+ * Square's acceptance step, shared by every norm: query the candidates `xNew` of rows `idx`,
+ * keep a candidate where it lowers the loss or already fools the model, count one query per
+ * row, and return the updated best points (the old tensor is disposed).
+ */
+async function acceptBetter(target: AttackTarget, loss: SquareParams['loss'], st: SquareState, idx: number[], y: Int32Array, xNew: tf.Tensor4D, xBestCurr: tf.Tensor4D, xBest: tf.Tensor4D): Promise<tf.Tensor4D> {
+  const res = await marginAndLoss(target, xNew, Int32Array.from(idx, (i) => y[i]), loss);
+  const keep = idx.map((i, j) => {
+    const lower = res.loss[j] < st.lossMin[i];
+    if (lower) st.lossMin[i] = res.loss[j];
+    const take = lower || res.margin[j] <= 0;
+    if (take) st.marginMin[i] = res.margin[j];
+    st.queries[i] += 1;
+    return take;
+  });
+  const rows = whereRows(keep, xNew, xBestCurr);
+  const next = swap(xBest, mergeRows(xBest, rows, idx));
+  rows.dispose();
+  return next;
+}
+
 /** One Square run on the given points; returns the best points and the queries per example. */
 async function squareSingleRun(ctx: AttackContext, x: tf.Tensor4D, y: Int32Array, p: SquareParams): Promise<{ xBest: tf.Tensor4D; queries: Float64Array }> {
   const { target, rng } = ctx;
@@ -132,19 +160,8 @@ async function squareSingleRun(ctx: AttackContext, x: tf.Tensor4D, y: Int32Array
       const moved = tf.add(xBestCurr, tf.tensor4d(delta, [1, h, w, c]));
       return tf.clipByValue(tf.minimum(tf.maximum(moved, tf.sub(xCurr, p.eps)), tf.add(xCurr, p.eps)), 0, 1) as tf.Tensor4D;
     });
-    const yCurr = Int32Array.from(idx, (i) => y[i]);
-    const res = await marginAndLoss(target, xNew, yCurr, p.loss);
-    const keep = idx.map((i, j) => {
-      const lower = res.loss[j] < lossMin[i];
-      if (lower) lossMin[i] = res.loss[j];
-      const take = lower || res.margin[j] <= 0;
-      if (take) marginMin[i] = res.margin[j];
-      queries[i] += 1;
-      return take;
-    });
-    const rows = whereRows(keep, xNew, xBestCurr);
-    xBest = swap(xBest, mergeRows(xBest, rows, idx));
-    tf.dispose([xCurr, xBestCurr, xNew, rows]);
+    xBest = await acceptBetter(target, p.loss, { lossMin, marginMin, queries }, idx, y, xNew, xBestCurr, xBest);
+    tf.dispose([xCurr, xBestCurr, xNew]);
     if (marginMin.every((m) => m <= 0)) break;
   }
   return { xBest, queries };
@@ -281,19 +298,8 @@ async function squareSingleRunLp(ctx: AttackContext, x: tf.Tensor4D, y: Int32Arr
       norm === 'L2'
         ? tf.tidy(() => tf.clipByValue(tf.add(xCurr, tf.mul(tf.div(deltaNew, tf.add(lpNorm(deltaNew, 'L2', true), 1e-12)), p.eps)), 0, 1) as tf.Tensor4D)
         : await l1Apply(xCurr, deltaNew, l1Eps);
-    const yCurr = Int32Array.from(idx, (i) => y[i]);
-    const res = await marginAndLoss(target, xNew, yCurr, p.loss);
-    const keep = idx.map((i, j) => {
-      const lower = res.loss[j] < lossMin[i];
-      if (lower) lossMin[i] = res.loss[j];
-      const take = lower || res.margin[j] <= 0;
-      if (take) marginMin[i] = res.margin[j];
-      queries[i] += 1;
-      return take;
-    });
-    const rows = whereRows(keep, xNew, xBestCurr);
-    xBest = swap(xBest, mergeRows(xBest, rows, idx));
-    tf.dispose([eta, signs, m1, m2, xCurr, xBestCurr, deltaNew, xNew, rows]);
+    xBest = await acceptBetter(target, p.loss, { lossMin, marginMin, queries }, idx, y, xNew, xBestCurr, xBest);
+    tf.dispose([eta, signs, m1, m2, xCurr, xBestCurr, deltaNew, xNew]);
     if (marginMin.every((m) => m <= 0)) break;
   }
   return { xBest, queries };
