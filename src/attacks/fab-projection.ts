@@ -124,20 +124,29 @@ export function argsortNonNegative(keys: Float64Array): Uint32Array {
 // required change c = w·t − b of w·z is a decrease.
 
 /**
+ * The hyperplane {z : w·z = b} with its sign chosen so that w·t ≥ b: the turned w, and
+ * c = w·t − b ≥ 0, how far w·z has to come down.
+ */
+function orient(t: ArrayLike<number>, w0: ArrayLike<number>, b0: number): { c: number; w: Float64Array } {
+  const n = t.length;
+  let wt = 0;
+  for (let i = 0; i < n; i++) wt += w0[i] * t[i];
+  const sgn = wt - b0 >= 0 ? 1 : -1;
+  const w = new Float64Array(n);
+  for (let i = 0; i < n; i++) w[i] = w0[i] * sgn;
+  return { c: (wt - b0) * sgn, w };
+}
+
+/**
  * L2: d = −λ·w with every coordinate stopped at its box side; coordinate i saturates at
  * λ = r_i = max(t_i/w_i, (t_i − 1)/w_i). The λ that removes c is found on the sorted r by the
  * reference's bisection; coordinates with |w_i| < 1e-8 do not move.
  */
 export function projectL2Row(t: ArrayLike<number>, w0: ArrayLike<number>, b0: number, out: Float64Array): void {
   const n = t.length;
-  let wt = 0;
-  for (let i = 0; i < n; i++) wt += w0[i] * t[i];
-  const sgn = wt - b0 >= 0 ? 1 : -1;
-  const c = (wt - b0) * sgn;
-  const w = new Float64Array(n);
+  const { c, w } = orient(t, w0, b0);
   const r = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    w[i] = w0[i] * sgn;
     let ri = Math.max(t[i] / w[i], (t[i] - 1) / w[i]);
     ri = Math.min(Math.max(ri, -1e12), 1e12);
     if (Math.abs(w[i]) < 1e-8 || Number.isNaN(ri)) ri = 1e12;
@@ -192,16 +201,9 @@ export function projectL2Row(t: ArrayLike<number>, w0: ArrayLike<number>, b0: nu
  */
 export function projectL1Row(t: ArrayLike<number>, w0: ArrayLike<number>, b0: number, out: Float64Array): void {
   const n = t.length;
-  let wt = 0;
-  for (let i = 0; i < n; i++) wt += w0[i] * t[i];
-  const sgn = wt - b0 >= 0 ? 1 : -1;
-  const c = (wt - b0) * sgn;
-  const w = new Float64Array(n);
+  const { c, w } = orient(t, w0, b0);
   const r = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    w[i] = w0[i] * sgn;
-    r[i] = Math.min(Math.abs(1 / w[i]), 1e12);
-  }
+  for (let i = 0; i < n; i++) r[i] = Math.min(Math.abs(1 / w[i]), 1e12);
   const order = argsortNonNegative(r);
   const pos = new Uint32Array(n);
   for (let k = 0; k < n; k++) pos[order[k]] = k;
