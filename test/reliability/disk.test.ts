@@ -157,8 +157,8 @@ function evalCopy(name: string): { run: string; before: Map<string, string> } {
   return { run, before: outsideEval(run) };
 }
 
-// A finished evaluation also adds its numbers to the run's TensorBoard events (tb/, a new event
-// file per process); everything else outside eval/ must stay as it was.
+// A finished evaluation also adds its numbers to the run's TensorBoard events (tb/, an event
+// file of its own); everything else outside eval/ must stay as it was.
 function outsideEval(run: string): Map<string, string> {
   return new Map([...contentSnapshot(run)].filter(([k]) => !k.startsWith('eval' + path.sep) && !k.startsWith('tb' + path.sep)));
 }
