@@ -18,6 +18,12 @@ export interface PgdTrace {
   everFooled: boolean[];
   /** Per step (0 = the random start), per example CE. */
   loss: Float32Array[];
+  /**
+   * Per step (0 = the random start), per example: correctly classified at that iterate. With a
+   * fixed step size, PGD for k steps is this run stopped after step k, so `correct[k]` is what
+   * a k-step attack from the same start returns.
+   */
+  correct: boolean[][];
 }
 
 export async function tracedPgd(
@@ -34,6 +40,7 @@ export async function tracedPgd(
   let adv = pgdRandomStart(rng, x, p.eps);
   const everFooled = new Array<boolean>(n).fill(false);
   const loss: Float32Array[] = [];
+  const correct: boolean[][] = [];
   let finalCorrect: boolean[] = [];
   const record = async () => {
     const [predT, ceT] = tf.tidy(() => {
@@ -43,6 +50,7 @@ export async function tracedPgd(
     try {
       const [pred, ce] = await Promise.all([predT.data(), ceT.data()]);
       finalCorrect = Array.from(pred, (v, i) => v === labels[i]);
+      correct.push(finalCorrect);
       finalCorrect.forEach((c, i) => {
         if (!c) everFooled[i] = true;
       });
@@ -65,5 +73,5 @@ export async function tracedPgd(
   } finally {
     tf.dispose([adv, yOh]);
   }
-  return { finalCorrect, everFooled, loss };
+  return { finalCorrect, everFooled, loss, correct };
 }
