@@ -47,7 +47,8 @@ function findDiagnostics(prefix) {
       if (!fs.existsSync(evalDir)) continue;
       const files = fs.readdirSync(evalDir).filter((f) => f.endsWith('-diagnostics.json')).sort();
       if (!files.length) continue;
-      out.push({ exp, report: JSON.parse(fs.readFileSync(path.join(evalDir, files[files.length - 1]), 'utf8')) });
+      const file = path.join(evalDir, files[files.length - 1]);
+      out.push({ exp, report: JSON.parse(fs.readFileSync(file, 'utf8')), md: file.replace(/\.json$/, '.md') });
     }
   }
   return out;
@@ -72,18 +73,28 @@ function diagnosticsTable(prefix) {
     `| run | ${ids.map((i) => SHORT[i]).join(' | ')} | converged PGD | PGD at 64/255 | unbounded | Square | transfer | zero-grad | verdict |`,
     `|---|${ids.map(() => '---').join('|')}|---:|---:|---:|---:|---:|---:|---|`,
   ];
-  for (const { exp, report } of rows) {
+  // Each run's own diagnostics page, copied beside the tables (the run folders are not in the repository).
+  const pages = path.join(tablesDir, 'diagnostics');
+  fs.mkdirSync(pages, { recursive: true });
+  for (const { exp, report, md } of rows) {
+    let name = exp;
+    if (fs.existsSync(md)) {
+      // Paths of this machine's run folders, written relative to the repository.
+      const text = fs.readFileSync(md, 'utf8').split(path.resolve(runsDir)).join(path.relative(process.cwd(), path.resolve(runsDir)) || '.');
+      fs.writeFileSync(path.join(pages, `${exp}.md`), text);
+      name = `[${exp}](${path.relative(path.dirname(doc), pages)}/${exp}.md)`;
+    }
     const by = Object.fromEntries(report.checks.map((c) => [c.id, c]));
     const status = (id) => (by[id] ? (by[id].status === 'warn' ? '**warn**' : by[id].status) : '–');
     const num = (id, key) => by[id]?.numbers?.[key];
     const sweep = num('eps-sweep', 'curve');
     const at64 = Array.isArray(sweep) ? sweep.find((c) => Math.abs(c.eps - 64 / 255) < 1e-9)?.acc : undefined;
     lines.push(
-      `| ${exp} | ${ids.map(status).join(' | ')} | ${pct(num('convergence', 'converged_acc'))} | ${pct(at64)} | ${pct(num('eps-sweep', 'unbounded_acc'))} | ` +
+      `| ${name} | ${ids.map(status).join(' | ')} | ${pct(num('convergence', 'converged_acc'))} | ${pct(at64)} | ${pct(num('eps-sweep', 'unbounded_acc'))} | ` +
         `${pct(num('black-box-vs-white-box', 'square_acc'))} | ${pct(num('transfer', 'transfer_acc'))} | ${num('gradient-health', 'zero_gradient') ?? '–'} | ${report.verdict} |`,
     );
   }
-  lines.push('', `Accuracies in % on the first ${rows[0].report.n} test examples at ε = ${rows[0].report.eps_str}; per-run files: \`<run>/eval/*-diagnostics.md\`.`);
+  lines.push('', `Accuracies in % on the first ${rows[0].report.n} test examples at ε = ${rows[0].report.eps_str}; each run's name links to its diagnostics page (every check's numbers and seconds).`);
   return lines.join('\n');
 }
 
