@@ -14,7 +14,7 @@
 #                         and docs/results.md was measured with 1)
 #   PARTS                 which parts to do, e.g. "1 3" (default "1 2 3")
 #   FULL                  which part-2 experiments (default: all four, in table order)
-#   FULL_SLOW_N           part 2's subset for the slow attacks (default 500; 0: the fast ones only)
+#   FULL_SLOW_N           part 2's subset for the slow attacks (default 200; 0: the fast ones only)
 #   PROBE_LAYERS          the taps part 3 probes one by one (default block5,fc1,fc2)
 # It prints its total wall time at the end.
 set -euo pipefail
@@ -75,9 +75,10 @@ if [ "$phase" = all ] || [ "$phase" = eval ]; then
     for seed in 1 2; do for c in $REF; do eval_one "$(name_of "$c" "$seed")" none 1000 0; done; done
   fi
   if has_part 2; then
-    # The whole test set for the fast attacks; the slow ones and AutoAttack (standard) on the
-    # first 500; transfer surrogate: a CE model of the reference configuration.
-    for c in $FULL; do PGD50_N=2000 DIAG_N=200 eval_one "$c" ref-ce-s1 10000 "${FULL_SLOW_N:-500}" autoattack; done
+    # The whole test set for FGSM and PGD-10, the first 2,000 for PGD-50; the slow ones and
+    # AutoAttack (standard) on the first 200, where the diagnostics run too; transfer surrogate:
+    # a CE model of the reference configuration.
+    for c in $FULL; do PGD50_N=2000 DIAG_N=200 eval_one "$c" ref-ce-s1 10000 "${FULL_SLOW_N:-200}" autoattack; done
   fi
 fi
 
