@@ -60,10 +60,15 @@ eval_one() {
 }
 
 REF="ref-ce ref-ibrar ref-ibrar-all ref-ibrar-nomask"
+# Part 1 with adversarial training: seed 0 only (each is ~1 h per core, ten times a CE run).
+REF_AT="ref-pgd-at ref-pgd-at-ibrar"
 FULL=${FULL:-full-ce full-ibrar full-pgd-at full-pgd-at-ibrar}
 
 if [ "$phase" = all ] || [ "$phase" = train ]; then
-  if has_part 1; then for seed in 0 1 2; do for c in $REF; do train_one "$c" "$seed"; done; done; fi
+  if has_part 1; then
+    for seed in 0 1 2; do for c in $REF; do train_one "$c" "$seed"; done; done
+    for c in $REF_AT; do train_one "$c" 0; done
+  fi
   if has_part 2; then for c in $FULL; do train_one "$c" 0; done; fi
 fi
 
@@ -73,6 +78,7 @@ if [ "$phase" = all ] || [ "$phase" = eval ]; then
     # independently with the same architecture); seeds 1 and 2: the fast attacks (the CPU budget).
     for c in $REF; do DIAG_N=200 eval_one "$c" ref-ce-s1 1000 500; done
     for seed in 1 2; do for c in $REF; do eval_one "$(name_of "$c" "$seed")" none 1000 0; done; done
+    for c in $REF_AT; do DIAG_N=200 eval_one "$c" ref-ce-s1 1000 500; done
   fi
   if has_part 2; then
     # The whole test set for FGSM and PGD-10, the first 2,000 for PGD-50; the slow ones and

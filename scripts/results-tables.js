@@ -151,7 +151,7 @@ function comparisonTable() {
   const cell = (row, col) => {
     const c = row?.cells?.[col];
     if (!c) return '–';
-    return c.n > 1 ? `${(100 * c.mean).toFixed(1)} ± ${(100 * c.std).toFixed(1)}` : (100 * c.mean).toFixed(1);
+    return c.n > 1 ? `${(100 * c.mean).toFixed(2)} ± ${(100 * c.std).toFixed(2)}` : (100 * c.mean).toFixed(2);
   };
   const num = (v) => (v === null ? '–' : v.toFixed(2));
   const lines = [
