@@ -150,12 +150,16 @@ function matches(params: Record<string, unknown>, match: ColumnSpec['match']): b
   return Object.entries(match).every(([k, v]) => (typeof v === 'number' && typeof params[k] === 'number' ? Math.abs((params[k] as number) - v) < 1e-12 : params[k] === v));
 }
 
-/** The eval (newest first) that has this column, and its number. */
-export function sliceValue(slice: RunSlice, col: ColumnSpec): { value: number; file: string; params?: Record<string, unknown> } | null {
+/**
+ * The eval (newest first) that has this column, and its number. `claimed`: the parameter sets
+ * of the table's other columns of the same attack — a bare `pgd` beside `pgd:steps=50` never
+ * shows the 50-step result under the bare name.
+ */
+export function sliceValue(slice: RunSlice, col: ColumnSpec, claimed: readonly ColumnSpec['match'][] = []): { value: number; file: string; params?: Record<string, unknown> } | null {
   for (const e of slice.evals) {
     if (col.attack === 'natural') return { value: e.report.clean_acc, file: e.file };
     if (col.attack === 'worst_case') return { value: e.report.worst_case_acc, file: e.file };
-    const a = e.report.attacks.find((s) => s.attack === col.attack && matches(s.params, col.match));
+    const a = e.report.attacks.find((s) => s.attack === col.attack && matches(s.params, col.match) && !claimed.some((m) => matches(s.params, m)));
     if (a) return { value: a.robust_acc, file: e.file, params: a.params };
   }
   return null;
@@ -175,7 +179,9 @@ export function aggregateSlices(slices: readonly RunSlice[], columns: readonly C
     const differs: string[] = [];
     for (const c of columns) {
       if (c.attack === 'diagnostics') continue;
-      const hits = members.map((m) => sliceValue(m, c)).filter((v): v is NonNullable<typeof v> => v !== null);
+      // A column with fewer parameters than another of the same attack leaves that one's results to it.
+      const claimed = columns.filter((o) => o !== c && o.attack === c.attack && Object.keys(o.match).length > Object.keys(c.match).length).map((o) => o.match);
+      const hits = members.map((m) => sliceValue(m, c, claimed)).filter((v): v is NonNullable<typeof v> => v !== null);
       // Never average numbers made with different attack parameters (steps, restarts, …).
       const sigs = new Set(hits.map((h) => JSON.stringify(h.params ?? {})));
       if (sigs.size > 1) {

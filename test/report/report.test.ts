@@ -124,6 +124,11 @@ test('rows never mix budgets or sizes; columns can ask for attack parameters; pr
   assert.deepEqual(cols.columns.map((c) => c.header), ['Natural', 'PGD', 'PGD-1']);
   assert.equal(cols.rows[0].cells['pgd:steps=1']!.mean, 0.9);
   assert.equal(cols.rows[0].cells.pgd!.mean, 0.125, 'the full evaluation still gives the plain column');
+  // A slice whose only PGD ran with the named parameters fills that column, not the bare one
+  // (n = 50 above: only a 10-step PGD, asked for as pgd:steps=10 beside pgd).
+  const only = buildReportTable({ paths: [runs[1]], layout: 'main', columns: ['natural', 'pgd', 'pgd:steps=10'] }).rows.find((r) => r.n === 50)!;
+  assert.equal(only.cells['pgd:steps=10']!.mean, 0);
+  assert.equal(only.cells.pgd, null);
   // Different PGD settings within one row are not averaged.
   fakeEval(runs[2], '20260105-000000.json', { clean: 0.75, attacks: { pgd: 0.5, cw: 0.5, fgsm: 0.5, fab: 0.5, nifgsm: 0.5 }, steps: { pgd: 20, cw: 200, fab: 10, nifgsm: 10 }, createdAt: T2 });
   const mixed = buildReportTable({ paths: [root], layout: 'main' }).rows.find((r) => r.label.startsWith('ibrar') && r.n === 100)!;
