@@ -90,6 +90,26 @@ export function assertWritableDir(dir: string, what: string): void {
 }
 
 /**
+ * A new, empty folder `<parent>/<timestamp>` (`-2`, `-3`, … when that exists already): run, sweep
+ * and probe folders alike. `what` names the parent in messages; `now` is injectable for tests.
+ */
+export function createStampedDir(parent: string, what: string, now: Date = new Date()): string {
+  assertWritableDir(parent, what);
+  const stamp = runTimestamp(now);
+  for (let n = 1; n <= MAX_SUFFIX; n++) {
+    const dir = path.join(parent, n === 1 ? stamp : `${stamp}-${n}`);
+    try {
+      fs.mkdirSync(dir);
+      return dir;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw new UserError(`cannot create the folder (${describeFsError(err)})`, dir);
+    }
+  }
+  throw new UserError(`${MAX_SUFFIX} folders named ${stamp} already exist`, parent);
+}
+
+/**
  * Create a new, empty run directory and its subfolders; returns its path.
  * `now` is injectable for tests.
  */
@@ -97,22 +117,10 @@ export function createRunDir(runsRoot: string, name: string, now: Date = new Dat
   if (!NAME_RE.test(name) || name === '.' || name === '..') {
     throw new UserError(`experiment name must be letters, digits, '.', '_' or '-', found '${name}'`);
   }
-  const parent = path.join(runsRoot, name);
-  assertWritableDir(parent, 'runs folder');
-  const stamp = runTimestamp(now);
-  for (let n = 1; n <= MAX_SUFFIX; n++) {
-    const dir = path.join(parent, n === 1 ? stamp : `${stamp}-${n}`);
-    try {
-      fs.mkdirSync(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
-      throw new UserError(`cannot create the run directory (${describeFsError(err)})`, dir);
-    }
-    const layout = runLayout(dir);
-    for (const sub of [layout.checkpoints, layout.evalDir, layout.figures]) makeDirs(sub);
-    return dir;
-  }
-  throw new UserError(`${MAX_SUFFIX} run directories named ${stamp} already exist`, parent);
+  const dir = createStampedDir(path.join(runsRoot, name), 'runs folder', now);
+  const layout = runLayout(dir);
+  for (const sub of [layout.checkpoints, layout.evalDir, layout.figures]) makeDirs(sub);
+  return dir;
 }
 
 /** Run directories of experiment `name`, oldest first (by name, which sorts by time then suffix). */

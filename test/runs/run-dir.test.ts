@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawn } from 'child_process';
-import { createRunDir, latestRunDir, listRunDirs, runLayout, runTimestamp } from '../../src/runs/run-dir';
+import { createRunDir, createStampedDir, latestRunDir, listRunDirs, runLayout, runTimestamp } from '../../src/runs/run-dir';
 import { UserError } from '../../src/errors';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ibrar-rundir-'));
@@ -31,6 +31,17 @@ test('run dirs in the same second get -2, -3 …, never reuse a directory, and h
     [l.dir, l.config, l.metricsJsonl, l.metricsCsv, l.log, l.checkpoints, l.evalDir, l.figures, l.lock].map((p) => path.relative(d1, p)),
     ['', 'config.yaml', 'metrics.jsonl', 'metrics.csv', 'log.jsonl', 'checkpoints', 'eval', 'figures', '.lock'],
   );
+});
+
+test('sweep and probe folders come from the same stamped-folder maker: -2 in the same second, a file as parent is a UserError', () => {
+  const parent = path.join(tmp, 'x-sweep');
+  const a = createStampedDir(parent, 'sweep folder', AT);
+  const b = createStampedDir(parent, 'sweep folder', AT);
+  assert.deepEqual([path.basename(a), path.basename(b)], ['20240102-030405', '20240102-030405-2']);
+  assert.deepEqual(fs.readdirSync(a), [], 'empty: no run subfolders in a sweep folder');
+  const file = path.join(tmp, 'not-a-folder');
+  fs.writeFileSync(file, '');
+  assert.throws(() => createStampedDir(path.join(file, 'p-probe'), 'probe folder', AT), (e: unknown) => e instanceof UserError);
 });
 
 test('listRunDirs sorts by time then suffix numerically; latestRunDir', () => {

@@ -10,13 +10,12 @@
 // (`ibrar probe-layers --worker DIR --candidate ID`) on the local pool shared with `ibrar sweep`
 // (src/jobs/pool.ts): the same processes, each with floor(cores / N) native threads.
 import { makeDirs, MIB, readTextBoundedOrNull } from '../../engine/safe-read';
-import * as fs from 'fs';
 import * as path from 'path';
 import type { ExperimentConfig } from '../../config/schema';
 import { configToYaml } from '../../config/load';
 import { UserError } from '../../errors';
 import { configHash } from '../../runs/config-hash';
-import { listRunDirs, runTimestamp, assertWritableDir } from '../../runs/run-dir';
+import { createStampedDir, listRunDirs } from '../../runs/run-dir';
 import { writeFileAtomic, writeJsonAtomic } from '../../runs/atomic';
 import type { TrainProgress } from '../train';
 import { candidatesRoot, probeCandidates, type Candidate } from './candidates';
@@ -63,19 +62,7 @@ const sameCandidates = (a: readonly Candidate[], b: readonly Candidate[]) =>
   a.length === b.length && a.every((c, i) => c.id === b[i].id && c.layers.join(',') === b[i].layers.join(','));
 
 function newProbeDir(cfg: ExperimentConfig): string {
-  const parent = path.join(cfg.runsDir, `${cfg.name}-probe`);
-  assertWritableDir(parent, 'probe folder');
-  const stamp = runTimestamp(new Date());
-  for (let n = 1; n < 10_000; n++) {
-    const dir = path.join(parent, n === 1 ? stamp : `${stamp}-${n}`);
-    try {
-      fs.mkdirSync(dir);
-      return dir;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-  }
-  throw new UserError('too many probe directories with the same timestamp', parent);
+  return createStampedDir(path.join(cfg.runsDir, `${cfg.name}-probe`), 'probe folder');
 }
 
 /** The newest probe of this config and candidate list, or null. */

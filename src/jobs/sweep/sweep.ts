@@ -14,7 +14,7 @@ import { configToYaml } from '../../config/load';
 import { UserError } from '../../errors';
 import { pidAlive, writeFileAtomic } from '../../runs/atomic';
 import { acquireRunLock } from '../../runs/lock';
-import { assertWritableDir, listRunDirs, runTimestamp } from '../../runs/run-dir';
+import { createStampedDir, listRunDirs } from '../../runs/run-dir';
 import {
   SWEEP_DEF_FILE,
   cellConfigPath,
@@ -76,19 +76,7 @@ export function planSweep(loaded: LoadedSweep, opts: { executor?: Executor; jobs
 }
 
 function newSweepDir(runsDir: string, name: string): string {
-  const parent = path.join(runsDir, `${name}-sweep`);
-  assertWritableDir(parent, 'sweep folder');
-  const stamp = runTimestamp(new Date());
-  for (let n = 1; n < 10_000; n++) {
-    const dir = path.join(parent, n === 1 ? stamp : `${stamp}-${n}`);
-    try {
-      fs.mkdirSync(dir);
-      return path.resolve(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-  }
-  throw new UserError('too many sweep directories with the same timestamp', parent);
+  return path.resolve(createStampedDir(path.join(runsDir, `${name}-sweep`), 'sweep folder'));
 }
 
 /** The newest sweep of this grid and executor, or null. */
