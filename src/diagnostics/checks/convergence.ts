@@ -45,12 +45,10 @@ export const convergenceCheck: Check = {
       let j = 0;
       return clean.map((c) => (c ? robustRows[j++] : false));
     };
-    const curve = CONVERGENCE_STEPS.map((steps) => ({ steps, acc: accuracy(onAll(atSteps.get(steps)!)) }));
+    const flagsAt = CONVERGENCE_STEPS.map((steps) => ({ steps, flags: onAll(atSteps.get(steps)!) }));
+    const curve = flagsAt.map(({ steps, flags }) => ({ steps, acc: accuracy(flags) }));
     let worst = clean;
-    for (const k of CONVERGENCE_STEPS) {
-      const flags = onAll(atSteps.get(k)!);
-      worst = worst.map((w, i) => w && flags[i]);
-    }
+    for (const { flags } of flagsAt) worst = worst.map((w, i) => w && flags[i]);
     const restarts = await d.robustUnder('pgd', { eps, alpha, steps: 200, restarts: RESTARTS }, 'restarts', clean);
     worst = worst.map((w, i) => w && restarts[i]);
     const at = (s: number) => curve.find((c) => c.steps === s)!.acc;
