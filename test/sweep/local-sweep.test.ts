@@ -11,7 +11,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import * as YAML from 'yaml';
 import { readCheckpointSidecar } from '../../src/runs/checkpoint';
 import { readMetrics } from '../../src/runs/metrics';
 import { runLayout } from '../../src/runs/run-dir';
@@ -20,25 +19,10 @@ import { readCellRecord, readSweepState, type SweepState } from '../../src/runs/
 import { loadConfig } from '../../src/config/load';
 import { findRunDirs } from '../../src/report/runs';
 import { tempDir } from '../helpers/configs';
+import { tinySweepYaml } from '../helpers/sweeps';
 import { runCli, spawnCli } from '../reliability/cli';
 
-function sweepYaml(runsDir: string): string {
-  return YAML.stringify({
-    base: {
-      name: 'tiny',
-      seed: 0,
-      backend: 'wasm',
-      runsDir,
-      data: { dataset: 'synthetic', synthetic: { height: 8, width: 8, channels: 3, classes: 4, trainSize: 128, testSize: 64 } },
-      model: { arch: 'small-cnn', width: 0.25 },
-      // 8 steps per epoch, a mid-epoch checkpoint every 2 steps: the first checkpoint appears early.
-      train: { method: 'ce', epochs: 3, batchSize: 16, evalBatchSize: 64, lr: 0.05, schedule: { type: 'none' }, checkpointEvery: 2 },
-      ib: { layers: ['conv3', 'fc1'] },
-    },
-    axes: { 'ib.enabled': [false, true], seed: [0, 1] },
-    eval: { attacks: ['fgsm'], eps: 0.1, n: 64, batchSize: 32 },
-  });
-}
+const sweepYaml = (runsDir: string) => tinySweepYaml(runsDir, { epochs: 3 });
 
 function theSweep(runsDir: string): { dir: string; state: SweepState } {
   const parent = path.join(runsDir, 'tiny-sweep');

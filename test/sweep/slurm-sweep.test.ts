@@ -10,8 +10,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import * as YAML from 'yaml';
 import { slurmClusterIfAvailable, waitUntil, type SlurmCluster } from '../helpers/slurm-cluster';
+import { tinySweepYaml } from '../helpers/sweeps';
 import { readCellRecord, readSweepState } from '../../src/runs/sweep-files';
 import { readMetrics } from '../../src/runs/metrics';
 import { loadConfig } from '../../src/config/load';
@@ -25,24 +25,8 @@ after(async () => {
 
 const EPOCHS = 6;
 
-function sweepYaml(runsDir: string): string {
-  return YAML.stringify({
-    executor: 'slurm',
-    base: {
-      name: 'tiny',
-      seed: 0,
-      backend: 'wasm',
-      runsDir,
-      data: { dataset: 'synthetic', synthetic: { height: 8, width: 8, channels: 3, classes: 4, trainSize: 128, testSize: 64 } },
-      model: { arch: 'small-cnn', width: 0.25 },
-      train: { method: 'ce', epochs: EPOCHS, batchSize: 16, evalBatchSize: 64, lr: 0.05, schedule: { type: 'none' }, checkpointEvery: 2 },
-      ib: { layers: ['conv3', 'fc1'] },
-    },
-    axes: { 'ib.enabled': [false, true], seed: [0, 1] },
-    eval: { attacks: ['fgsm'], eps: 0.1, n: 64, batchSize: 32 },
-    slurm: { parallel: 2, cpusPerTask: 1, time: '00:20:00', reportTime: '00:10:00' },
-  });
-}
+const sweepYaml = (runsDir: string) =>
+  tinySweepYaml(runsDir, { epochs: EPOCHS, extra: { executor: 'slurm', slurm: { parallel: 2, cpusPerTask: 1, time: '00:20:00', reportTime: '00:10:00' } } });
 
 test('a 4-cell sweep as a Slurm job array with an afterany aggregation job; a requeued cell resumes from its checkpoint', { timeout: 400_000 }, async (t) => {
   cluster = await slurmClusterIfAvailable(t);
