@@ -13,6 +13,7 @@
 #   IBRAR_NATIVE_THREADS  native kernel threads per process (default 1: results depend on it,
 #                         and docs/results.md was measured with 1)
 #   PARTS                 which parts to do, e.g. "1 3" (default "1 2 3")
+#   REF_AT                which adversarially trained part-1 experiments (default: both)
 #   FULL                  which part-2 experiments (default: all four, in table order)
 #   FULL_SLOW_N           part 2's subset for the slow attacks (default 200; 0: the fast ones only)
 #   PROBE_LAYERS          the taps part 3 probes one by one (default block5,fc1,fc2)
@@ -61,7 +62,7 @@ eval_one() {
 
 REF="ref-ce ref-ibrar ref-ibrar-all ref-ibrar-nomask"
 # Part 1 with adversarial training: seed 0 only (each is ~1 h per core, ten times a CE run).
-REF_AT="ref-pgd-at ref-pgd-at-ibrar"
+REF_AT=${REF_AT:-ref-pgd-at ref-pgd-at-ibrar}
 FULL=${FULL:-full-ce full-ibrar full-pgd-at full-pgd-at-ibrar}
 
 if [ "$phase" = all ] || [ "$phase" = train ]; then
@@ -78,7 +79,12 @@ if [ "$phase" = all ] || [ "$phase" = eval ]; then
     # independently with the same architecture); seeds 1 and 2: the fast attacks (the CPU budget).
     for c in $REF; do DIAG_N=200 eval_one "$c" ref-ce-s1 1000 500; done
     for seed in 1 2; do for c in $REF; do eval_one "$(name_of "$c" "$seed")" none 1000 0; done; done
-    for c in $REF_AT; do DIAG_N=200 eval_one "$c" ref-ce-s1 1000 500; done
+    for c in $REF_AT; do
+      DIAG_N=200 eval_one "$c" ref-ce-s1 1000 500
+      # Adversarially trained models keep real accuracy under PGD: AutoAttack (standard) says
+      # how much of it is left under the strongest standard attack, on the first 200.
+      ibrar eval --run "$(run_dir "$c")" --attacks autoattack --eps 0.03 --n 200 --batch-size 200 --no-diagnose
+    done
   fi
   if has_part 2; then
     # The whole test set for FGSM and PGD-10, the first 2,000 for PGD-50; the slow ones and
@@ -97,8 +103,7 @@ if [ "$phase" = all ] || [ "$phase" = probe ]; then
 fi
 
 if [ "$phase" = all ] || [ "$phase" = tables ]; then
-  cols=natural,fgsm,pgd,pgd:steps=50,cw,apgd-ce,square,diagnostics
-  has_part 1 && ibrar report "$R"/ref-* --columns "$cols" --out docs/results/part1 --title "Reference-comparable VGG16 (width 0.25), CIFAR-10 10k/1k, 10 epochs, ε = 0.03"
+  has_part 1 && ibrar report "$R"/ref-* --columns "natural,fgsm,pgd,pgd:steps=50,cw,apgd-ce,square,autoattack,diagnostics" --out docs/results/part1 --title "Reference-comparable VGG16 (width 0.25), CIFAR-10 10k/1k, 10 epochs, ε = 0.03"
   has_part 2 && ibrar report "$R"/full-* --columns "natural,fgsm,pgd,pgd:steps=50,cw,apgd-ce,square,autoattack,diagnostics" --eps 0.03 --out docs/results/part2 --title "VGG16 (width 0.25), full CIFAR-10, ε = 0.03"
   node scripts/results-tables.js docs/results.md docs/results "$R"
 fi

@@ -8,6 +8,7 @@
 //   <!-- computetime -->…<!-- /computetime --> ← the computation recorded in the run files
 //   <!-- comparison -->…<!-- /comparison --> ← the paper's no-AT VGG16 numbers beside ours (the
 //      rows of docs/results/part1 and part2 evaluated on the most test examples)
+//   <!-- comparison-at -->…<!-- /comparison-at --> ← the same for PGD-AT ± IB-RAR (Table 1)
 // The prose around the markers is written by hand from these numbers.
 // usage: node scripts/results-tables.js docs/results.md docs/results RUNS_DIR
 const fs = require('fs');
@@ -174,8 +175,42 @@ function comparisonTable() {
   return lines.join('\n');
 }
 
+// The paper's VGG16 / CIFAR-10 numbers with PGD-AT (Table 1: Natural, PGD, CW, FGSM; full width,
+// 60 epochs, the whole training set) beside part 1's seed-0 runs of the same two recipes.
+const PAPER_AT = [
+  { ours: 'pgd-at', what: 'PGD-AT (Table 1, "PGD")', natural: 75.02, pgd: 42.45, cw: 37.8, fgsm: 47.32 },
+  { ours: 'pgd-at-ibrar', what: 'PGD-AT + IB-RAR (Table 1, "PGD (IB-RAR)")', natural: 76.22, pgd: 45.09, cw: 41.83, fgsm: 50.53 },
+];
+
+/** Column COL of experiment NAME in part 1, from whichever row measured it on the most examples. */
+function part1Cell(name, col) {
+  const file = path.join(tablesDir, 'part1', 'report.json');
+  if (!fs.existsSync(file)) return '–';
+  const rows = JSON.parse(fs.readFileSync(file, 'utf8')).rows.filter((r) => r.key.split('|')[0] === name && r.cells[col]);
+  const row = rows.sort((a, b) => b.n - a.n)[0];
+  return row ? `${(100 * row.cells[col].mean).toFixed(2)} (n ${row.n})` : '–';
+}
+
+function comparisonAtTable() {
+  const lines = [
+    '| setting | paper: natural | PGD-10 | CW | FGSM | ours: natural | PGD-10 | CW | FGSM | APGD-CE | AutoAttack |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const p of PAPER_AT) {
+    const ours = ['natural', 'pgd', 'cw', 'fgsm', 'apgd-ce', 'autoattack'].map((c) => part1Cell(`ref-${p.ours}`, c));
+    lines.push(`| ${p.what} | ${p.natural.toFixed(2)} | ${p.pgd.toFixed(2)} | ${p.cw.toFixed(2)} | ${p.fgsm.toFixed(2)} | ${ours.join(' | ')} |`);
+  }
+  lines.push(
+    '',
+    'Accuracies in % at ε = 0.03. Paper: VGG16 at full width, 60 epochs of the authors\' AT recipe on all 50,000 training images. ' +
+      'Ours: width 0.25, 10 epochs of the short PGD-AT schedule on 10,000 images, one seed, each attack on the first n test images.',
+  );
+  return lines.join('\n');
+}
+
 let text = fs.readFileSync(doc, 'utf8');
 text = replaceBlock(text, 'comparison', comparisonTable());
+text = replaceBlock(text, 'comparison-at', comparisonAtTable());
 for (const m of text.matchAll(/<!-- probe:([a-z0-9-]+) -->/g)) text = replaceBlock(text, `probe:${m[1]}`, probeTable(m[1]));
 text = replaceBlock(text, 'computetime', computeTime());
 for (const m of text.matchAll(/<!-- table:([a-z0-9-]+) -->/g)) text = replaceBlock(text, `table:${m[1]}`, reportTable(m[1]));
