@@ -13,6 +13,10 @@ import type { Check, CheckOutcome, Findings } from './types';
 export { Diagnosis, type DiagnosisInput } from './diagnosis';
 export type { CheckOutcome, CheckStatus } from './types';
 
+// Raised whenever a check changes what it measures, so that a finished diagnosis written by an
+// earlier ibrar is run again rather than reused. 2: Square on the white-box survivors only.
+export const CHECKS_REVISION = 2;
+
 export const CHECKS: readonly Check[] = [iterativeCheck, convergenceCheck, epsSweepCheck, adaptiveCheck, blackBoxCheck, transferCheck, gradientHealthCheck];
 
 export interface DiagnosticsSummary {

@@ -10,7 +10,7 @@ import { testBatches, sliceSplit, type Batch } from '../data';
 import { yieldPointFor, AttackInterrupted } from '../attacks/interrupt';
 import { makeAdaptiveLoss } from '../ib/hooks';
 import { constantMaskHook } from '../ib/hooks';
-import { runDiagnostics, type CheckOutcome } from '../diagnostics';
+import { runDiagnostics, CHECKS_REVISION, type CheckOutcome } from '../diagnostics';
 import { writeFileAtomic, writeJsonAtomic } from '../runs/atomic';
 import { readEvalReport, type EvalReport } from '../runs/eval-report';
 import { DIAGNOSTICS_FORMAT, readDiagnoseState, readDiagnosticsReport, writeDiagnoseState, type DiagnosticsReport } from '../runs/diagnostics-file';
@@ -69,7 +69,7 @@ export async function diagnose(
   const batches: Batch[] = [...testBatches(sliceSplit(dataset.test, 0, n), req.batchSize)];
   const surrogateDir = opts.surrogate?.dir ?? null;
   const key = createHash('sha256')
-    .update(JSON.stringify({ ckpt: ckpt.sidecar.files.weights.sha256, n, eps: req.eps, seed: req.seed, batchSize: req.batchSize, surrogate: surrogateDir, checks: req.checks ?? null }))
+    .update(JSON.stringify({ revision: CHECKS_REVISION, ckpt: ckpt.sidecar.files.weights.sha256, n, eps: req.eps, seed: req.seed, batchSize: req.batchSize, surrogate: surrogateDir, checks: req.checks ?? null }))
     .digest('hex')
     .slice(0, 16);
   makeDirs(layout.evalDir);
