@@ -14,8 +14,9 @@ export { Diagnosis, type DiagnosisInput } from './diagnosis';
 export type { CheckOutcome, CheckStatus } from './types';
 
 // Raised whenever a check changes what it measures, so that a finished diagnosis written by an
-// earlier ibrar is run again rather than reused. 2: Square on the white-box survivors only.
-export const CHECKS_REVISION = 2;
+// earlier ibrar is run again rather than reused. 2: Square on the white-box survivors only;
+// 3: the convergence check's traced run is the first of its 10 restarts.
+export const CHECKS_REVISION = 3;
 
 export const CHECKS: readonly Check[] = [iterativeCheck, convergenceCheck, epsSweepCheck, adaptiveCheck, blackBoxCheck, transferCheck, gradientHealthCheck];
 
