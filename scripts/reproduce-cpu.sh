@@ -61,14 +61,14 @@ eval_one() {
 }
 
 REF="ref-ce ref-ibrar ref-ibrar-all ref-ibrar-nomask"
-# Part 1 with adversarial training: seed 0 only (each is ~1 h per core, ten times a CE run).
+# Part 1 with adversarial training: seeds 0 and 1 (each is ~1 h per core, ten times a CE run).
 REF_AT=${REF_AT:-ref-pgd-at ref-pgd-at-ibrar}
 FULL=${FULL:-full-ce full-ibrar full-pgd-at full-pgd-at-ibrar}
 
 if [ "$phase" = all ] || [ "$phase" = train ]; then
   if has_part 1; then
     for seed in 0 1 2; do for c in $REF; do train_one "$c" "$seed"; done; done
-    for c in $REF_AT; do train_one "$c" 0; done
+    for seed in 0 1; do for c in $REF_AT; do train_one "$c" "$seed"; done; done
   fi
   if has_part 2; then for c in $FULL; do train_one "$c" 0; done; fi
 fi
@@ -85,6 +85,7 @@ if [ "$phase" = all ] || [ "$phase" = eval ]; then
       # how much of it is left under the strongest standard attack, on the first 200.
       ibrar eval --run "$(run_dir "$c")" --attacks autoattack --eps 0.03 --n 200 --batch-size 200 --no-diagnose
     done
+    for c in $REF_AT; do eval_one "$(name_of "$c" 1)" none 1000 0; done
   fi
   if has_part 2; then
     # The whole test set for FGSM and PGD-10, the first 2,000 for PGD-50; the slow ones and

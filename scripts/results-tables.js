@@ -191,7 +191,7 @@ function comparisonTable() {
 }
 
 // The paper's VGG16 / CIFAR-10 numbers with PGD-AT (Table 1: Natural, PGD, CW, FGSM; full width,
-// 60 epochs, the whole training set) beside part 1's seed-0 runs of the same two recipes.
+// 60 epochs, the whole training set) beside part 1's runs of the same two recipes.
 const PAPER_AT = [
   { ours: 'pgd-at', what: 'PGD-AT (Table 1, "PGD")', natural: 75.02, pgd: 42.45, cw: 37.8, fgsm: 47.32 },
   { ours: 'pgd-at-ibrar', what: 'PGD-AT + IB-RAR (Table 1, "PGD (IB-RAR)")', natural: 76.22, pgd: 45.09, cw: 41.83, fgsm: 50.53 },
@@ -203,7 +203,9 @@ function part1Cell(name, col) {
   if (!fs.existsSync(file)) return '–';
   const rows = JSON.parse(fs.readFileSync(file, 'utf8')).rows.filter((r) => r.key.split('|')[0] === name && r.cells[col]);
   const row = rows.sort((a, b) => b.n - a.n)[0];
-  return row ? `${(100 * row.cells[col].mean).toFixed(2)} (n ${row.n})` : '–';
+  if (!row) return '–';
+  const c = row.cells[col];
+  return `${(100 * c.mean).toFixed(2)}${c.n > 1 ? ` ± ${(100 * c.std).toFixed(2)}` : ''} (n ${row.n}${c.n > 1 ? `, ${c.n} seeds` : ''})`;
 }
 
 function comparisonAtTable() {
@@ -218,7 +220,7 @@ function comparisonAtTable() {
   lines.push(
     '',
     'Accuracies in % at ε = 0.03. Paper: VGG16 at full width, 60 epochs of the authors\' AT recipe on all 50,000 training images. ' +
-      'Ours: width 0.25, 10 epochs of the short PGD-AT schedule on 10,000 images, one seed, each attack on the first n test images.',
+      'Ours: width 0.25, 10 epochs of the short PGD-AT schedule on 10,000 images, each attack on the first n test images (mean ± std where more than one seed was evaluated).',
   );
   return lines.join('\n');
 }
