@@ -155,20 +155,22 @@ const PAPER = [
   { ours: 'ibrar-nomask', what: 'IB terms without the mask (Table 4, row 2)', natural: 92.03, pgd: 12.39, fgsm: 43.49 },
 ];
 
-/** Our row of a report for experiment group NAME: the one evaluated on the most examples with a PGD column. */
-function ourRow(table, name) {
+/** Our row of a report for experiment group NAME: the one that measured column COL on the most examples. */
+function ourRow(table, name, col = 'pgd') {
   const file = path.join(tablesDir, table, 'report.json');
   if (!fs.existsSync(file)) return null;
-  const rows = JSON.parse(fs.readFileSync(file, 'utf8')).rows.filter((r) => r.key.split('|')[0] === name && r.cells.pgd);
+  const rows = JSON.parse(fs.readFileSync(file, 'utf8')).rows.filter((r) => r.key.split('|')[0] === name && r.cells[col]);
   return rows.sort((a, b) => b.n - a.n)[0] ?? null;
 }
 
+/** Column COL of a report row in %: mean ± std over the seeds where there are several. */
+function cell(row, col) {
+  const c = row?.cells?.[col];
+  if (!c) return '–';
+  return c.n > 1 ? `${(100 * c.mean).toFixed(2)} ± ${(100 * c.std).toFixed(2)}` : (100 * c.mean).toFixed(2);
+}
+
 function comparisonTable() {
-  const cell = (row, col) => {
-    const c = row?.cells?.[col];
-    if (!c) return '–';
-    return c.n > 1 ? `${(100 * c.mean).toFixed(2)} ± ${(100 * c.std).toFixed(2)}` : (100 * c.mean).toFixed(2);
-  };
   const num = (v) => (v === null ? '–' : v.toFixed(2));
   const lines = [
     '| setting | paper: natural | PGD-10 | FGSM | part 1: natural | PGD-10 | FGSM | seeds | part 2: natural | PGD-10 | FGSM |',
@@ -197,15 +199,12 @@ const PAPER_AT = [
   { ours: 'pgd-at-ibrar', what: 'PGD-AT + IB-RAR (Table 1, "PGD (IB-RAR)")', natural: 76.22, pgd: 45.09, cw: 41.83, fgsm: 50.53 },
 ];
 
-/** Column COL of experiment NAME in part 1, from whichever row measured it on the most examples. */
+/** Column COL of experiment NAME in part 1, from the row that measured it on the most examples. */
 function part1Cell(name, col) {
-  const file = path.join(tablesDir, 'part1', 'report.json');
-  if (!fs.existsSync(file)) return '–';
-  const rows = JSON.parse(fs.readFileSync(file, 'utf8')).rows.filter((r) => r.key.split('|')[0] === name && r.cells[col]);
-  const row = rows.sort((a, b) => b.n - a.n)[0];
+  const row = ourRow('part1', name, col);
   if (!row) return '–';
-  const c = row.cells[col];
-  return `${(100 * c.mean).toFixed(2)}${c.n > 1 ? ` ± ${(100 * c.std).toFixed(2)}` : ''} (n ${row.n}${c.n > 1 ? `, ${c.n} seeds` : ''})`;
+  const seeds = row.cells[col].n;
+  return `${cell(row, col)} (n ${row.n}${seeds > 1 ? `, ${seeds} seeds` : ''})`;
 }
 
 function comparisonAtTable() {
