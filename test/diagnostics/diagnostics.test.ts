@@ -71,10 +71,9 @@ test('a normally trained CE model passes every check and falls to ≤ 1 % at ε 
   assert.equal(byId(s, 'adaptive').status, 'skip', 'no IB terms: no adaptive attack');
   assert.equal(byId(s, 'transfer').status, 'pass');
   assert.ok(s.worst_case_acc <= (byId(s, 'convergence').numbers.converged_acc as number));
-  // Square runs only on what the white-box checks left (AutoAttack's order).
-  const bb = byId(s, 'black-box-vs-white-box').numbers as { square_attacked: number; best_white_box_acc: number; fooled_only_by_square: number };
-  assert.equal(bb.square_attacked, Math.round(bb.best_white_box_acc * N));
-  assert.equal(bb.fooled_only_by_square, 0);
+  // Square found nothing the white-box attacks missed (test/diagnostics/black-box.test.ts
+  // checks that it attacks only what they left).
+  assert.equal(byId(s, 'black-box-vs-white-box').numbers.fooled_only_by_square, 0);
   assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
 });
 
@@ -90,9 +89,7 @@ test('a hard-thresholded layer (zero gradients) is suspect: gradient health name
   assert.equal(byId(s, 'eps-sweep').status, 'warn');
   const bb = byId(s, 'black-box-vs-white-box');
   assert.ok(s.warned.includes('black-box-vs-white-box'), bb.summary);
-  const nb = bb.numbers as { square_attacked: number; best_white_box_acc: number; fooled_only_by_square: number };
-  assert.equal(nb.square_attacked, Math.round(nb.best_white_box_acc * N));
-  assert.ok(nb.fooled_only_by_square > 0.002 * N, bb.summary);
+  assert.ok((bb.numbers.fooled_only_by_square as number) > 0.002 * N, bb.summary);
 });
 
 test('a randomised input quantiser is suspect: gradient health sees two forwards differ', { timeout: 600_000 }, async () => {
