@@ -6,6 +6,7 @@ import * as path from 'path';
 import { tf } from '../../src/engine/tf';
 import { initBackend } from '../../src/engine/backend';
 import type { AttackTarget } from '../../src/attacks/types';
+import type { Batch } from '../../src/data';
 import { flat, readGolden, REPO_ROOT } from '../helpers/golden';
 
 export interface GoldenLayer {
@@ -132,6 +133,19 @@ export async function referenceSetup(ref: { x: unknown; labels: number[] }): Pro
   await initBackend('wasm');
   const target = mlpTarget(readGolden('attacks.json').model.layers, [3, 4, 4]);
   return { target, x: nchwToNhwc(flat(ref.x), [ref.labels.length, 3, 4, 4]), y: tf.tensor1d(ref.labels, 'int32') };
+}
+
+/**
+ * The reference inputs as one data batch (for the diagnostics), labelled with the model's own
+ * predictions so that every example starts correctly classified.
+ */
+export async function ownLabelBatch(s: ReferenceSetup): Promise<Batch> {
+  const pred = tf.tidy(() => tf.argMax(s.target.logits(s.x), 1));
+  const y = Int32Array.from(await pred.data());
+  pred.dispose();
+  const n = y.length;
+  const [, h, w, c] = s.x.shape;
+  return { x: Float32Array.from(await s.x.data()), y, n, step: 0, indices: Int32Array.from({ length: n }, (_, i) => i), shape: [h, w, c] };
 }
 
 export function disposeReference(s: ReferenceSetup): void {

@@ -9,19 +9,14 @@ import { Diagnosis } from '../../src/diagnostics';
 import { blackBoxCheck } from '../../src/diagnostics/checks/black-box';
 import { accuracy } from '../../src/diagnostics/diagnosis';
 import type { Batch } from '../../src/data';
-import { disposeReference, readReference, referenceSetup, type ReferenceSetup } from '../attacks/helpers';
+import { disposeReference, ownLabelBatch, readReference, referenceSetup, type ReferenceSetup } from '../attacks/helpers';
 
 const R = readReference('reference.json');
 let s: ReferenceSetup;
 let batch: Batch;
 before(async () => {
   s = await referenceSetup(R);
-  // Labels = the model's own predictions, so every example starts correctly classified.
-  const pred = tf.tidy(() => tf.argMax(s.target.logits(s.x), 1));
-  const y = Int32Array.from(await pred.data());
-  pred.dispose();
-  const n = y.length;
-  batch = { x: Float32Array.from(await s.x.data()), y, n, step: 0, indices: Int32Array.from({ length: n }, (_, i) => i), shape: [4, 4, 3] };
+  batch = await ownLabelBatch(s);
 });
 after(() => disposeReference(s));
 

@@ -8,7 +8,10 @@ import { tf } from '../../src/engine/tf';
 import { Rng } from '../../src/engine/rng';
 import { getAttack } from '../../src/attacks/registry';
 import { tracedPgd } from '../../src/diagnostics/pgd-trace';
-import { disposeReference, readReference, referenceSetup, type ReferenceSetup } from '../attacks/helpers';
+import { Diagnosis } from '../../src/diagnostics';
+import { convergenceCheck } from '../../src/diagnostics/checks/convergence';
+import type { AttackTarget } from '../../src/attacks/types';
+import { disposeReference, ownLabelBatch, readReference, referenceSetup, type ReferenceSetup } from '../attacks/helpers';
 
 const R = readReference('reference.json');
 let s: ReferenceSetup;
@@ -42,4 +45,20 @@ test('traced PGD: correct[k] is what a k-step pgd attack from the same start ret
   }
   // Not all the same: the curve has something to agree on.
   assert.ok(new Set(counts).size > 1, `correct counts ${counts.join(', ')}`);
+});
+
+test('convergence check: the traced run is the first of the 10 restarts, so nothing is attacked again once it fooled all', async () => {
+  const batch = await ownLabelBatch(s);
+  const n = batch.n;
+  // Every image row the model sees, counted (work, not time).
+  let rows = 0;
+  const counting: AttackTarget = { numClasses: s.target.numClasses, logits: (x) => ((rows += x.shape[0]), s.target.logits(x)) };
+  const d = new Diagnosis({ target: counting, batches: [batch], eps: 0.5, seed: 0 });
+  const out = await convergenceCheck.run(d, { whiteBox: null, whiteBoxAcc: null });
+  const curve = out.numbers.curve as Array<{ steps: number; acc: number }>;
+  assert.equal(curve[curve.length - 1].acc, 0, 'the traced 200-step run fooled every example');
+  assert.equal(out.numbers.restarts_acc, 0);
+  // The clean predictions (n rows), then the trace: a forward at the start and after each of
+  // its 200 steps, plus one gradient forward per step. Fresh restarts would add 200·n or more.
+  assert.equal(rows, n + n * (1 + 2 * 200));
 });
