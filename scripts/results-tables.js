@@ -66,21 +66,7 @@ const SHORT = {
   'gradient-health': 'gradients',
 };
 
-// The black-box column: accuracy once Square has run on what the white-box checks left
-// (AutoAttack's order). Diagnostics written before ibrar ran it that way ran Square alone on
-// every image; their figure is Square's own accuracy, marked †.
-let oldSquare = false;
-function squareCell(num) {
-  const v = num('black-box-vs-white-box', 'white_box_then_square_acc');
-  if (v !== undefined) return pct(v);
-  const alone = num('black-box-vs-white-box', 'square_acc');
-  if (alone === undefined) return '–';
-  oldSquare = true;
-  return `${pct(alone)} †`;
-}
-
 function diagnosticsTable(prefix) {
-  oldSquare = false;
   const rows = findDiagnostics(prefix);
   if (!rows.length) return '*(no diagnostics yet)*';
   const ids = Object.keys(SHORT);
@@ -106,11 +92,10 @@ function diagnosticsTable(prefix) {
     const at64 = Array.isArray(sweep) ? sweep.find((c) => Math.abs(c.eps - 64 / 255) < 1e-9)?.acc : undefined;
     lines.push(
       `| ${name} | ${ids.map(status).join(' | ')} | ${pct(num('convergence', 'converged_acc'))} | ${pct(at64)} | ${pct(num('eps-sweep', 'unbounded_acc'))} | ` +
-        `${squareCell(num)} | ${pct(num('transfer', 'transfer_acc'))} | ${num('gradient-health', 'zero_gradient') ?? '–'} | ${report.verdict} |`,
+        `${pct(num('black-box-vs-white-box', 'white_box_then_square_acc'))} | ${pct(num('transfer', 'transfer_acc'))} | ${num('gradient-health', 'zero_gradient') ?? '–'} | ${report.verdict} |`,
     );
   }
   lines.push('', `Accuracies in % on the first ${rows[0].report.n} test examples at ε = ${rows[0].report.eps_str}; each run's name links to its diagnostics page (every check's numbers and seconds).`);
-  if (oldSquare) lines.push('', '† Square alone on every image (diagnostics written before Square ran on the white-box survivors only).');
   return lines.join('\n');
 }
 
